@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the suite needs, then runs the whole default suite.
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# Debian's Chromium and ChromeDriver for the browser tests (nothing downloads its own browser).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "note: chromium/chromedriver not installed and not root; browser tests will skip outside CI" >&2
+    fi
+fi
+python -m pip install -q -e ".[test]"
+exec python -m pytest "$@"

@@ -1,0 +1,22 @@
+"""Helpers shared by the command-line entry points."""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+from search.errors import InputError
+
+__all__ = ["run_main"]
+
+
+def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run ``main(argv)``; an :class:`InputError` becomes one line on stderr and exit status 2."""
+    try:
+        code = main(argv)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)

@@ -1,0 +1,1 @@
+"""What is searched: one module per study space."""

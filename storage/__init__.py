@@ -1,0 +1,1 @@
+"""Where studies live: storage URL resolution, engine options, heartbeats, artifact store."""
