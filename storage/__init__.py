@@ -1,1 +1,21 @@
-"""Where studies live: storage URL resolution, engine options, heartbeats, artifact store."""
+"""Where studies live: storage URL resolution, engine options, heartbeats, artifact store.
+
+This package imports only optuna, sqlalchemy, the standard library and :mod:`search.errors`.
+"""
+from __future__ import annotations
+
+from storage._artifacts import artifact_dir_for, artifact_store_for
+from storage._engine import create_storage
+from storage._stale import fail_stale_trials
+from storage._url import DEFAULT_STORAGE_URL, STORAGE_ENV_VAR, mask_url, resolve_storage_url
+
+__all__ = [
+    "DEFAULT_STORAGE_URL",
+    "STORAGE_ENV_VAR",
+    "resolve_storage_url",
+    "mask_url",
+    "create_storage",
+    "artifact_store_for",
+    "artifact_dir_for",
+    "fail_stale_trials",
+]

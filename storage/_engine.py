@@ -1,0 +1,168 @@
+"""Open an Optuna storage from a URL with the engine options this project relies on.
+
+* SQLite: the file is switched to WAL journal mode before Optuna opens it (WAL is a property of the
+  database file, so every later connection, in any process, uses it) and every connection gets a
+  busy timeout through ``connect_args={"timeout": ...}`` (Python's sqlite3 sets SQLite's busy
+  handler from it). Both survive pickling of the storage, unlike an engine event listener, because
+  :class:`optuna.storages.RDBStorage` re-creates its engine from ``url`` and ``engine_kwargs``.
+* PostgreSQL / MySQL: ``pool_pre_ping`` so a connection dropped by the server while a long trial ran
+  is replaced, and a connect timeout so an unreachable server fails in seconds.
+* Heartbeats on, with Optuna's :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` so that a
+  trial whose worker died is failed and re-queued (Optuna 5 name of ``RetryFailedTrialCallback``).
+* ``grpc://HOST:PORT``: Optuna's :class:`~optuna.storages.GrpcStorageProxy`; heartbeats then belong
+  to the storage behind the proxy server (open it with :func:`create_storage` there).
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+import warnings
+from typing import Any
+
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import BaseStorage, GrpcStorageProxy, RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.exc import SQLAlchemyError
+
+from search.errors import StorageError
+from storage._url import ParsedStorageUrl, mask_url, parse_storage_url
+
+__all__ = ["SQLITE_BUSY_TIMEOUT_S", "CONNECT_TIMEOUT_S", "create_storage"]
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 10
+_SOURCE = "storage"
+
+
+def create_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = 60,
+    grace_period: int | None = 180,
+    max_retry: int = 2,
+    pool_size: int | None = None,
+) -> BaseStorage:
+    """Open the Optuna storage named by ``url`` (creating its tables if needed).
+
+    ``heartbeat_interval=None`` turns heartbeats (and the retry of stale trials) off. A stale trial is
+    retried at most ``max_retry`` times. ``pool_size`` sizes SQLAlchemy's connection pool (its default
+    when ``None``). Bad settings, or a database that cannot be opened, raise :class:`StorageError`
+    with the masked URL and the reason on one line.
+    """
+    parsed = parse_storage_url(url, source=_SOURCE)
+    _check_settings(heartbeat_interval, grace_period, max_retry, pool_size)
+    if parsed.is_grpc:
+        return _grpc_proxy(parsed)
+
+    heartbeat: dict[str, Any] = {}
+    if heartbeat_interval is not None:
+        heartbeat = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period,
+            "heartbeat_stale_trial_callback": _retry_callback(max_retry),
+        }
+    try:
+        if parsed.sqlite_path is not None:
+            _enable_wal(parsed)
+        with warnings.catch_warnings():
+            # Heartbeats are "experimental" in Optuna; using them is this project's decision.
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return RDBStorage(parsed.url, engine_kwargs=_engine_kwargs(parsed, pool_size), **heartbeat)
+    except StorageError:
+        raise
+    except (SQLAlchemyError, sqlite3.Error, ImportError, RuntimeError, OSError) as exc:
+        message = f"cannot open {mask_url(parsed.url)}: {_reason(exc, parsed)}"
+        raise StorageError(message, source=_SOURCE) from exc
+
+
+def _check_settings(
+    heartbeat_interval: int | None, grace_period: int | None, max_retry: int, pool_size: int | None
+) -> None:
+    def positive(name: str, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            message = f"expected a positive integer or None, got {value!r}"
+            raise StorageError(message, source=_SOURCE, field=name)
+
+    positive("heartbeat_interval", heartbeat_interval)
+    positive("grace_period", grace_period)
+    positive("pool_size", pool_size)
+    if isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0:
+        raise StorageError(f"expected an integer >= 0, got {max_retry!r}", source=_SOURCE, field="max_retry")
+    if heartbeat_interval is not None and grace_period is not None and grace_period <= heartbeat_interval:
+        # A live worker beats every `heartbeat_interval` s; a shorter grace would fail healthy trials.
+        raise StorageError(
+            f"expected more than heartbeat_interval ({heartbeat_interval} s), got {grace_period}",
+            source=_SOURCE,
+            field="grace_period",
+        )
+
+
+def _retry_callback(max_retry: int) -> RetryHeartbeatStaleTrialCallback:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+
+def _engine_kwargs(parsed: ParsedStorageUrl, pool_size: int | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if parsed.backend == "sqlite":
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    elif parsed.is_server:
+        kwargs["pool_pre_ping"] = True
+        if "connect_timeout" not in parsed.sqlalchemy_url.query:
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    if pool_size is not None:
+        kwargs["pool_size"] = pool_size
+    return kwargs
+
+
+def _enable_wal(parsed: ParsedStorageUrl) -> None:
+    """Create the SQLite file if needed and switch it to WAL (a persistent property of the file)."""
+    path = parsed.sqlite_path
+    assert path is not None
+    if not path.parent.is_dir():
+        raise StorageError(
+            f"cannot open {mask_url(parsed.url)}: directory '{path.parent}' does not exist", source=_SOURCE
+        )
+    connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
+    try:
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    finally:
+        connection.close()
+    if str(mode).lower() != "wal":
+        warnings.warn(
+            f"SQLite refused WAL journal mode for {path} (got {mode!r}); concurrent workers may block",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _grpc_proxy(parsed: ParsedStorageUrl) -> GrpcStorageProxy:
+    host, port = parsed.sqlalchemy_url.host, parsed.sqlalchemy_url.port
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        proxy = GrpcStorageProxy(host=host, port=port)
+    try:
+        proxy.wait_server_ready(timeout=CONNECT_TIMEOUT_S)
+    except ConnectionError:
+        proxy.close()
+        raise StorageError(
+            f"cannot open {parsed.url}: no gRPC storage proxy answered within {CONNECT_TIMEOUT_S} s",
+            source=_SOURCE,
+        ) from None
+    return proxy
+
+
+def _reason(exc: BaseException, parsed: ParsedStorageUrl) -> str:
+    """The driver's own message, on one line, without SQLAlchemy's boilerplate or the password."""
+    if isinstance(exc, ImportError):
+        cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
+        module = cause.name or "its module"
+        return f"the database driver is not installed (no module named '{module}'; pip install {module})"
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    text = text.split("(Background on this error at:")[0]
+    text = re.sub(r"\s+", " ", text).strip() or type(exc).__name__
+    password = parsed.sqlalchemy_url.password
+    if password:
+        text = text.replace(str(password), "***")
+    return text
