@@ -1,0 +1,328 @@
+"""Run a study: ``python -m search.launch --study attn``.
+
+Creates (or resumes) the Optuna study in the SQL store, then starts and supervises the workers that run
+its trials: one per listed GPU (``--gpus 0,1``; repeat an id to share a GPU), or ``--workers N`` on the
+CPU. This process never imports keras or tensorflow and holds no GPU.
+
+Flags beat environment variables, which beat defaults: the storage is ``--storage``, else
+``$OPTUNA_STORAGE``, else ``sqlite:///studies.db`` in the working directory.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from search._cli import run_main
+from search.config import DEFAULT_MEMORY_BUDGET, PRUNERS, SAMPLERS, RunConfig
+from search.errors import StudyConfigError
+
+__all__ = ["main", "build_parser", "parse_gpus", "Supervisor"]
+
+STOP_GRACE_SECONDS = 60.0
+DEFAULT_TRIALS = 12
+
+
+def parse_gpus(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    ids = [p.strip() for p in text.split(",") if p.strip()]
+    if not ids or not all(i.isdigit() for i in ids):
+        raise StudyConfigError(f"got '{text}'; expected comma-separated GPU ids such as 0,1 or 0,0,1,1",
+                               source="--gpus")
+    return ids
+
+
+def _parse_fixed(items: Sequence[str]) -> dict[str, Any]:
+    import json
+
+    fixed: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise StudyConfigError(f"got '{item}'; expected key=value", source="--set")
+        try:
+            fixed[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            fixed[key] = raw
+    return fixed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m search.launch", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--study", required=True, help="study name; also the space unless --space is given "
+                   "(attn, baseline, seed, ablation)")
+    p.add_argument("--space", default=None, help="search space (default: the study name)")
+    p.add_argument("--storage", default=None, help="storage URL (default: $OPTUNA_STORAGE, else sqlite:///studies.db)")
+    p.add_argument("--data", default="debtags50", help="bundled dataset name or a .npz/.csv/.jsonl path")
+    p.add_argument("--trials", type=int, default=None,
+                   help=f"finished (complete or pruned) trials to reach (default {DEFAULT_TRIALS}; "
+                        "fixed designs: their own count)")
+    p.add_argument("--timeout", type=float, default=None, help="stop starting new trials after this many seconds")
+    p.add_argument("--epochs", type=int, default=RunConfig.epochs, help="maximum epochs per trial (the pruner's max resource)")
+    p.add_argument("--limit", type=int, default=RunConfig.limit,
+                   help="use only the first N training documents (0: all)")
+    p.add_argument("--max-len", type=int, default=RunConfig.max_len, help="tokens per document")
+    p.add_argument("--vocab-size", type=int, default=RunConfig.vocab_size, help="vocabulary size")
+    p.add_argument("--pruner", choices=PRUNERS, default=RunConfig.pruner, help="pruner")
+    p.add_argument("--sampler", choices=SAMPLERS, default=RunConfig.sampler, help="sampler")
+    p.add_argument("--seed", type=int, default=RunConfig.seed, help="base seed (trial seed = seed + trial number)")
+    p.add_argument("--from-study", default=None, help="ablation: the study whose best trial fixes the parameters")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="fix a model parameter for every trial (JSON value), e.g. --set rnn_layers=2")
+    p.add_argument("--gpus", default=None, help="GPU ids, one worker each (repeat an id to share a GPU)")
+    p.add_argument("--workers", type=int, default=1, help="CPU workers (without --gpus)")
+    p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
+                   help="Keras backend for the workers (default: $KERAS_BACKEND, else tensorflow)")
+    p.add_argument("--max-restarts", type=int, default=3, help="restarts of a crashed worker before giving up")
+    p.add_argument("--memory-budget-gb", type=float, default=DEFAULT_MEMORY_BUDGET / 1024**3,
+                   help="refuse configurations whose attention scores need more than this per batch")
+    p.add_argument("--no-save-models", action="store_true", help="do not save the best models as artifacts")
+    p.add_argument("--replay", type=int, default=None, metavar="N",
+                   help="re-run trial N of the study with its seed and compare its metrics, then exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+@dataclass
+class _Child:
+    index: int
+    gpu: str | None
+    argv: list[str]
+    process: Any = None
+    restarts: int = 0
+    done: bool = False
+    pids: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    """Starts the worker processes (spawn), restarts crashed ones a bounded number of times, and stops
+    them all on Ctrl-C / SIGTERM, failing any trial a stopped worker left RUNNING."""
+
+    def __init__(self, children: list[_Child], max_restarts: int, on_tick=None) -> None:
+        self.children = children
+        self.max_restarts = max_restarts
+        self.on_tick = on_tick
+        self.stopping = False
+        self.ctx = mp.get_context("spawn")
+
+    def _start(self, child: _Child) -> None:
+        from search.worker import process_entry
+
+        child.process = self.ctx.Process(target=process_entry, args=(child.argv,), name=f"worker-{child.index}")
+        child.process.start()
+        child.pids.append(child.process.pid)
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        print(f"\nstopping workers ({signal.Signals(signum).name})...", file=sys.stderr, flush=True)
+        for child in self.children:
+            if child.process is not None and child.process.is_alive():
+                try:
+                    os.kill(child.process.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+
+    def run(self) -> int:
+        old = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for child in self.children:
+                self._start(child)
+            stop_deadline = None
+            while True:
+                alive = 0
+                for child in self.children:
+                    proc = child.process
+                    if proc.is_alive():
+                        alive += 1
+                        continue
+                    if child.done:
+                        continue
+                    code = proc.exitcode
+                    if code in (0, 2) or self.stopping or child.restarts >= self.max_restarts:
+                        child.done = True
+                        if code not in (0, None) and not self.stopping:
+                            print(f"worker {child.index} exited with status {code}", file=sys.stderr, flush=True)
+                        continue
+                    child.restarts += 1
+                    print(f"worker {child.index} crashed (status {code}); restart {child.restarts}/{self.max_restarts}",
+                          file=sys.stderr, flush=True)
+                    if self.on_crash:
+                        self.on_crash(child.pids[-1], code)
+                    self._start(child)
+                    alive += 1
+                if self.on_tick:
+                    self.on_tick()
+                if alive == 0:
+                    break
+                if self.stopping:
+                    stop_deadline = stop_deadline or time.monotonic() + STOP_GRACE_SECONDS
+                    if time.monotonic() > stop_deadline:
+                        for child in self.children:
+                            if child.process.is_alive():
+                                child.process.kill()
+                time.sleep(0.5)
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+        if self.stopping:
+            return 130
+        codes = [c.process.exitcode for c in self.children]
+        return 2 if any(c == 2 for c in codes) else 1 if any(c not in (0,) for c in codes) else 0
+
+    on_crash = None
+
+    def all_pids(self) -> set[int]:
+        return {pid for child in self.children for pid in child.pids}
+
+
+def _fail_orphans(study, pids: set[int], reason: str) -> list[int]:
+    """Mark FAIL the RUNNING trials that one of our (now stopped) workers was running."""
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", {})
+        if worker.get("host") == host and worker.get("pid") in pids:
+            study._storage.set_trial_user_attr(trial._trial_id, "failure_reason", reason)
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
+def _summary(study, top: int = 5) -> str:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    states = {s.name: sum(1 for t in trials if t.state == s) for s in TrialState}
+    lines = ["trials: " + ", ".join(f"{k.lower()} {v}" for k, v in states.items() if v)]
+    done = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)[:top]
+    if not done:
+        return "\n".join(lines + ["no complete trial yet"])
+    keys = sorted({k for t in done for k in t.params})
+    head = ["trial", "val micro-F1", "thr", "epochs", *keys]
+    rows = [[str(t.number), f"{t.value:.4f}", f"{t.user_attrs.get('threshold', float('nan')):.2f}",
+             str(len(t.user_attrs.get("epochs", []))),
+             *[_fmt(t.params.get(k, "-")) for k in keys]] for t in done]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    lines.append(f"best {len(done)} trials of study '{study.study_name}':")
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import optuna
+
+    from search._study import count_trials, prepare_study
+    from search.data import embedding_matrix_for, load_dataset
+    from spaces import get_space
+    from storage import create_storage, mask_url, resolve_storage_url
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = get_space(args.space or args.study)
+    gpus = parse_gpus(args.gpus)
+    if args.workers < 1:
+        raise StudyConfigError(f"got {args.workers}; expected at least 1", source="--workers")
+    if args.trials is not None and args.trials < 1:
+        raise StudyConfigError(f"got {args.trials}; expected at least 1", source="--trials")
+    config = RunConfig(study=args.study, space=space.name, data=args.data, vocab_size=args.vocab_size,
+                       max_len=args.max_len, limit=args.limit or None, epochs=args.epochs, seed=args.seed,
+                       pruner=args.pruner, sampler=args.sampler, memory_budget=int(args.memory_budget_gb * 1024**3),
+                       save_models=not args.no_save_models, fixed=_parse_fixed(args.set))
+    url = resolve_storage_url(args.storage)
+    dataset = load_dataset(config.data, config.data_settings())  # validates the data before the store is touched
+    storage = create_storage(url)
+
+    if args.replay is not None:
+        worker_argv = ["--study", args.study, "--storage", url, "--replay", str(args.replay)]
+        return _run_children([_Child(0, gpus[0] if gpus else None, worker_argv)], args, None, None)
+
+    options: dict[str, Any] = {}
+    if space.name == "ablation":
+        source = None
+        if args.from_study:
+            from search._study import study_exists
+
+            if not study_exists(storage, args.from_study):
+                raise StudyConfigError("no such study in the storage", source="--from-study",
+                                       field=args.from_study)
+            source = optuna.load_study(study_name=args.from_study, storage=storage)
+        options["source_study"] = source
+    study, created = prepare_study(storage, config, space, dataset.fingerprint, **options)
+    context = study.user_attrs.get("space_context", {})
+    target = args.trials or space.n_trials(context) or DEFAULT_TRIALS
+    print(f"{'created' if created else 'resuming'} study '{args.study}' (space {space.name} v{space.version}) "
+          f"in {mask_url(url)}; data {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_valid)} valid "
+          f"documents, {dataset.n_labels} labels; target {target} finished trials", flush=True)
+    embedding_matrix_for(dataset, config.embedding_dim)  # trained once here, cached for every worker
+
+    slots = gpus if gpus else [None] * args.workers
+    children = []
+    for i, gpu in enumerate(slots):
+        worker_argv = ["--study", args.study, "--storage", url, "--trials", str(target), "--worker-index", str(i)]
+        if gpu is not None:
+            worker_argv += ["--gpu", gpu]
+        if args.timeout is not None:
+            worker_argv += ["--timeout", str(args.timeout)]
+        if args.backend:
+            worker_argv += ["--backend", args.backend]
+        children.append(_Child(i, gpu, worker_argv))
+    code = _run_children(children, args, study, target, count=lambda: count_trials(study))
+    print(_summary(study), flush=True)
+    storage_flag = "" if args.storage is None and "OPTUNA_STORAGE" not in os.environ else f" --storage '{mask_url(url)}'"
+    print(f"open the dashboard: python -m search.dashboard{storage_flag}", flush=True)
+    if code == 130:
+        print(f"stopped; run the same command again to resume study '{args.study}'", file=sys.stderr)
+    return code
+
+
+def _run_children(children: list[_Child], args: argparse.Namespace, study, target, count=None) -> int:
+    bar = None
+    if study is not None and count is not None and not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=target, desc=f"study {study.study_name}", unit="trial", file=sys.stderr,
+                   initial=min(count(), target), dynamic_ncols=True)
+    last = [0.0]
+
+    def tick() -> None:
+        if bar is None or time.monotonic() - last[0] < 2.0:
+            return
+        last[0] = time.monotonic()
+        bar.n = min(count(), target)
+        bar.refresh()
+
+    supervisor = Supervisor(children, args.max_restarts, on_tick=tick)
+    if study is not None:
+        supervisor.on_crash = lambda pid, code: _fail_orphans(study, {pid}, f"worker crashed (exit status {code})")
+    try:
+        code = supervisor.run()
+    finally:
+        if bar is not None:
+            bar.n = min(count(), target)
+            bar.close()
+    if study is not None:
+        failed = _fail_orphans(study, supervisor.all_pids(), "worker stopped before the trial finished")
+        if failed:
+            print(f"marked trials {failed} failed (their worker stopped)", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))

@@ -1,0 +1,112 @@
+"""The contract every study space follows, and the declarative parameter it is made of."""
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import optuna
+
+__all__ = ["Param", "SearchSpace", "ATTENTION_POSITIONS", "HEADED_POSITIONS"]
+
+from search.model import ATTENTION_POSITIONS  # pure Python: search.model loads keras only to build
+
+HEADED_POSITIONS = ("embedding", "rnn")  # the positions that use multi-head self-attention
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched parameter: categorical (``choices``), or int / float in [low, high] (``log``, ``step``).
+
+    ``when`` makes it conditional: it is suggested only when ``when(params_so_far)`` is true (e.g.
+    ``num_heads`` only for the positions that have heads), so the sampler never sees a parameter that
+    does nothing.
+    """
+
+    name: str
+    kind: str  # "categorical" | "int" | "float"
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    when: Callable[[Mapping[str, Any]], bool] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("categorical", "int", "float"):
+            raise ValueError(f"Param {self.name}: kind {self.kind!r}; expected categorical, int or float")
+        if self.kind == "categorical" and not self.choices:
+            raise ValueError(f"Param {self.name}: a categorical needs choices")
+        if self.kind != "categorical" and (self.low is None or self.high is None):
+            raise ValueError(f"Param {self.name}: an {self.kind} needs low and high")
+
+    def active(self, params: Mapping[str, Any]) -> bool:
+        return self.when is None or bool(self.when(params))
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), step=self.step, log=self.log)
+
+    def grid_values(self, points: int = 3) -> list[Any]:
+        """Finite values for Optuna's GridSampler: the choices, or ``points`` values spanning the range."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        lo, hi = float(self.low), float(self.high)
+        if self.log:
+            values = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (points - 1)) for i in range(points)]
+        else:
+            values = [lo + (hi - lo) * i / (points - 1) for i in range(points)]
+        if self.step:
+            values = [lo + round((v - lo) / self.step) * self.step for v in values]
+        if self.kind == "int":
+            values = [int(round(v)) for v in values]
+        return sorted(set(round(v, 10) if isinstance(v, float) else v for v in values))
+
+
+class SearchSpace(abc.ABC):
+    """A study space: what a study searches and, optionally, which fixed trials it enqueues.
+
+    Contract:
+    - ``name`` and ``version``: a study records both; resuming it with another version is refused, so
+      bump ``version`` whenever ``parameters`` or ``fixed`` change meaning.
+    - ``parameters()`` lists the searched :class:`Param`s in suggestion order (conditions may look at
+      the earlier ones); ``fixed`` holds model parameters that are not searched.
+    - ``suggest(trial, context)`` returns the full params dict for the model factory.
+    - ``prepare(study, **options)`` runs once when the study is created and returns a JSON-ready
+      ``context`` (stored on the study, passed back to every ``suggest``); ``enqueue`` adds fixed trials.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    description: ClassVar[str] = ""
+    fixed: ClassVar[Mapping[str, Any]] = {}
+
+    @abc.abstractmethod
+    def parameters(self, context: Mapping[str, Any]) -> Sequence[Param]:
+        """The searched parameters."""
+
+    def suggest(self, trial: optuna.Trial, context: Mapping[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.fixed) | dict(context.get("fixed", {}))
+        for p in self.parameters(context):
+            if p.active(params):
+                params[p.name] = p.suggest(trial)
+        return params
+
+    def prepare(self, study: optuna.Study | None = None, **options: Any) -> dict[str, Any]:
+        return {}
+
+    def enqueue(self, study: optuna.Study, context: Mapping[str, Any]) -> int:
+        """Add this space's fixed trials to a new study; returns how many."""
+        return 0
+
+    def n_trials(self, context: Mapping[str, Any]) -> int | None:
+        """Trials the space needs (for fixed designs), or None for open-ended searches."""
+        return None
+
+    def grid(self, context: Mapping[str, Any], points: int = 3) -> dict[str, list[Any]]:
+        """The grid for ``--sampler grid``: every parameter, conditional ones included."""
+        return {p.name: p.grid_values(points) for p in self.parameters(context)}
