@@ -7,13 +7,14 @@ from __future__ import annotations
 from storage._artifacts import artifact_dir_for, artifact_store_for
 from storage._engine import create_storage
 from storage._stale import fail_stale_trials
-from storage._url import DEFAULT_STORAGE_URL, STORAGE_ENV_VAR, mask_url, resolve_storage_url
+from storage._url import DEFAULT_STORAGE_URL, STORAGE_ENV_VAR, mask_url, resolve_storage_url, sqlite_path
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
     "STORAGE_ENV_VAR",
     "resolve_storage_url",
     "mask_url",
+    "sqlite_path",
     "create_storage",
     "artifact_store_for",
     "artifact_dir_for",

@@ -8,7 +8,7 @@ from pathlib import Path
 from optuna.artifacts import FileSystemArtifactStore
 
 from search.errors import StorageError
-from storage._url import parse_storage_url
+from storage._url import sqlite_path as _sqlite_path
 
 __all__ = ["ARTIFACTS_ENV_VAR", "DEFAULT_ARTIFACTS_DIR", "artifact_dir_for", "artifact_store_for"]
 
@@ -27,7 +27,7 @@ def artifact_dir_for(url: str, root: str | None = None, *, environ: Mapping[str,
         if not str(root).strip():
             raise StorageError("expected a folder, got an empty path", source="artifacts folder")
         return Path(root).expanduser().resolve()
-    sqlite_path = parse_storage_url(url).sqlite_path
+    sqlite_path = _sqlite_path(url)
     if sqlite_path is not None:
         sqlite_path = sqlite_path.expanduser().resolve()
         return sqlite_path.with_name(f"{sqlite_path.stem}_artifacts")

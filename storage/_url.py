@@ -25,6 +25,7 @@ __all__ = [
     "parse_storage_url",
     "resolve_storage_url",
     "mask_url",
+    "sqlite_path",
 ]
 
 DEFAULT_STORAGE_URL = "sqlite:///studies.db"
@@ -133,3 +134,8 @@ def mask_url(url: str) -> str:
     if parsed.password is None and not has_query_password:
         return url
     return _QUERY_PASSWORD.sub(r"\1***", parsed.render_as_string(hide_password=True))
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The SQLite database file ``url`` names, or ``None`` (another database, or in-memory SQLite)."""
+    return parse_storage_url(url).sqlite_path

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from search.errors import InputError, StorageError
-from storage import DEFAULT_STORAGE_URL, mask_url, resolve_storage_url
+from storage import DEFAULT_STORAGE_URL, mask_url, resolve_storage_url, sqlite_path
 
 
 def test_default_when_no_flag_and_no_env() -> None:
@@ -100,3 +102,18 @@ def test_bad_scheme_error_masks_password() -> None:
 )
 def test_mask_url(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize(
+    "url, path",
+    [
+        ("sqlite:///studies.db", "studies.db"),
+        ("sqlite:////srv/search/studies.db", "/srv/search/studies.db"),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("postgresql+psycopg://postgres@127.0.0.1/test", None),
+        ("grpc://localhost:13000", None),
+    ],
+)
+def test_sqlite_path(url: str, path: str | None) -> None:
+    assert sqlite_path(url) == (None if path is None else Path(path))
