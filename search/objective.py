@@ -123,6 +123,7 @@ class Objective:
             result = self.run(trial, params, seed)
         except optuna.TrialPruned as exc:
             trial.set_user_attr("pruned_reason", str(exc) or "pruned")
+            self.log(f"trial {trial.number} pruned: {exc}")
             raise
         except KeyboardInterrupt:
             trial.set_user_attr("failure_reason", "interrupted (Ctrl-C or SIGTERM); the study can be resumed")

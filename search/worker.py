@@ -68,7 +68,8 @@ def run_worker(storage_url: str, study_name: str, *, gpu: str | None = None, bac
     if target is not None and count_trials(study) >= target:
         _log(prefix + f"study '{study_name}' already has {target} finished trials")
         return 0
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna logs every failed trial with its traceback at WARNING; the objective logs one line instead.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study.optimize(objective, timeout=timeout, catch=(TrialFailure,), callbacks=[enough], gc_after_trial=True)
     return 0
 

@@ -90,9 +90,10 @@ class SearchSpace(abc.ABC):
         """The searched parameters."""
 
     def suggest(self, trial: optuna.Trial, context: Mapping[str, Any]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.fixed) | dict(context.get("fixed", {}))
+        user_fixed = dict(context.get("fixed", {}))  # --set key=value: fixed by the user, never searched
+        params: dict[str, Any] = dict(self.fixed) | user_fixed
         for p in self.parameters(context):
-            if p.active(params):
+            if p.name not in user_fixed and p.active(params):
                 params[p.name] = p.suggest(trial)
         return params
 

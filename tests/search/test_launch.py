@@ -1,0 +1,194 @@
+"""The main job end to end on SQLite: trials complete and prune, resume, refusals, NaN, interrupt."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from clihelpers import REPO, assert_one_line_error, run_cli
+
+TINY = ["--limit", "64", "--max-len", "16", "--vocab-size", "800", "--epochs", "2", "--no-progress"]
+
+
+def _study(db: Path, name: str = "attn") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small finished `attn` study, shared by the tests that only read it."""
+    work = tmp_path_factory.mktemp("launch")
+    result = run_cli("search.launch", "--study", "attn", "--trials", "3", *TINY, cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "created study 'attn'" in result.stdout
+    assert "best " in result.stdout and "python -m search.dashboard" in result.stdout
+    assert "epoch 2/2" in result.stdout and "val micro-F1" in result.stdout
+    return work
+
+
+def test_trials_complete_with_records(finished: Path) -> None:
+    study = _study(finished / "studies.db")
+    trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(trials) >= 3
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert complete
+    for t in complete:
+        attrs = t.user_attrs
+        assert 0.0 <= t.value <= 1.0
+        assert t.value == pytest.approx(max(e["val_micro_f1_tuned"] for e in attrs["epochs"]))
+        assert len(attrs["epochs"]) == 2 and len(attrs["epoch_seconds"]) == 2
+        assert 0.0 < attrs["threshold"] < 1.0
+        assert attrs["trainable_params"] > 0
+        assert attrs["worker"]["backend"] == "tensorflow" and attrs["worker"]["host"]
+        assert "degenerate_attention" in attrs["diagnostics"]
+        assert t.params["attention_position"] in ("none", "embedding", "rnn", "conv", "pooled", "label")
+        assert ("num_heads" in t.params) == (t.params["attention_position"] in ("embedding", "rnn"))
+    assert study.user_attrs["run_config"]["limit"] == 64
+    best = study.best_trial
+    artifact = best.user_attrs["model_artifact_id"]
+    assert (finished / "studies_artifacts" / artifact).is_file() or any((finished / "studies_artifacts").rglob("*"))
+
+
+def test_optuna_cli_reads_the_study(finished: Path) -> None:
+    optuna_cli = Path(sys.executable).with_name("optuna")
+    proc = subprocess.run([str(optuna_cli), "trials", "--study-name", "attn", "--storage",
+                           "sqlite:///studies.db", "-f", "json"], cwd=finished, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) >= 3 and {"number", "value", "state"} <= set(rows[0])
+
+
+def test_replay_reproduces_a_trial(finished: Path) -> None:
+    study = _study(finished / "studies.db")
+    number = next(t.number for t in study.trials if t.state == TrialState.COMPLETE)
+    result = run_cli("search.launch", "--study", "attn", "--replay", str(number), *TINY, cwd=finished)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next(l for l in result.stdout.splitlines() if l.startswith(f"replay of trial {number}"))
+    replayed = float(line.split("value ")[1].split(";")[0])
+    assert replayed == pytest.approx(study.trials[number].value, abs=1e-3)
+
+
+def test_resume_and_refuse_changed_data(finished: Path, tmp_path: Path) -> None:
+    work = tmp_path
+    db = finished / "studies.db"
+    (work / "studies.db").write_bytes(db.read_bytes())
+    before = len(_study(work / "studies.db").trials)
+    result = run_cli("search.launch", "--study", "attn", "--trials", "4", *TINY, cwd=work)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming study 'attn'" in result.stdout
+    study = _study(work / "studies.db")
+    assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) >= 4
+    assert len(study.trials) > before
+    # resumed sampling does not repeat the first launch's start-up points
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == len(params)
+
+    n = len(study.trials)
+    changed = [a if a != "16" else "24" for a in TINY]  # another max_len: another dataset fingerprint
+    refused = run_cli("search.launch", "--study", "attn", "--trials", "9", *changed, cwd=work)
+    assert_one_line_error(refused, "data_fingerprint", "expected the same data")
+    assert len(_study(work / "studies.db").trials) == n
+
+
+def test_bad_inputs_write_nothing(tmp_path: Path) -> None:
+    cases = [
+        (["--study", "nope"], "unknown study space 'nope'"),
+        (["--study", "attn", "--gpus", "0,x"], "--gpus"),
+        (["--study", "attn", "--data", str(tmp_path / "missing.jsonl")], "file not found"),
+        (["--study", "attn", "--storage", "mongodb://x"], "mongodb"),
+        (["--study", "ablation"], "--from-study"),
+        (["--study", "ablation", "--from-study", "nothing"], "no such study"),
+    ]
+    for argv, needle in cases:
+        result = run_cli("search.launch", *argv, *TINY, cwd=tmp_path)
+        assert_one_line_error(result, needle)
+    assert not (tmp_path / "studies.db").exists() or not optuna.get_all_study_names(
+        storage=f"sqlite:///{tmp_path / 'studies.db'}")
+
+
+def test_launch_does_not_import_keras() -> None:
+    code = "import sys, search.launch, spaces, storage; sys.exit(int('keras' in sys.modules or 'tensorflow' in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_nan_trial_fails_and_the_worker_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial whose loss goes NaN fails with its reason; the worker's loop goes on to the next trial.
+
+    The factory refuses parameters that would blow up, so the NaN comes from a model whose output layer
+    multiplies by NaN, built for the first trial only; everything else is the real objective.
+    """
+    import keras
+
+    import search.objective as objective_module
+    from search.config import RunConfig
+    from search.data import load_dataset
+    from search.errors import TrialFailure
+    from spaces import get_space
+
+    real_build = objective_module.build_model
+    calls = []
+
+    def build(params, shapes, **kwargs):
+        built = real_build(params, shapes, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            inputs = built.model.inputs
+            outputs = keras.layers.Lambda(lambda t: t * float("nan"))(built.model.outputs[0])
+            built.model = keras.Model(inputs, outputs)
+            built.model.compile(optimizer="adam", loss="binary_crossentropy")
+        return built
+
+    monkeypatch.setattr(objective_module, "build_model", build)
+    config = RunConfig(study="nan", space="baseline", limit=64, max_len=16, vocab_size=800, epochs=1)
+    dataset = load_dataset(config.data, config.data_settings())
+    objective = objective_module.Objective(config, get_space("baseline"), {}, dataset, None, log=lambda m: None)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"embedding_mode": "random"})
+    study.enqueue_trial({"embedding_mode": "random"})
+    study.optimize(objective, n_trials=2, catch=(TrialFailure,))
+    first, second = study.trials
+    assert first.state == TrialState.FAIL
+    assert first.user_attrs["failure_reason"].startswith("NaN loss at epoch 1")
+    assert second.state == TrialState.COMPLETE and second.value > 0
+
+
+def test_interrupt_leaves_no_running_trial(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    argv = [sys.executable, "-m", "search.launch", "--study", "attn", "--trials", "50", "--limit", "600",
+            "--max-len", "32", "--vocab-size", "800", "--epochs", "3", "--no-progress"]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "studies.db"
+    deadline = time.monotonic() + 120
+    running = False
+    try:
+        while time.monotonic() < deadline and not running:
+            time.sleep(0.3)
+            if db.exists():
+                try:
+                    running = bool(_study(db).get_trials(states=(TrialState.RUNNING,)))
+                except Exception:
+                    pass
+        assert running, "no trial started"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert "run the same command again to resume" in err
+    study = _study(db)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert failed and all("interrupted" in t.user_attrs.get("failure_reason", "") or
+                          "stopped" in t.user_attrs.get("failure_reason", "") for t in failed)
