@@ -1,0 +1,67 @@
+"""The Keras model factory: one function builds a compiled multi-label text classifier from a params dict.
+
+>>> from search.model import PRESETS, InputShapes, build_model
+>>> built = build_model(PRESETS["seed_rcnn"], InputShapes(seq_len=3000, vocab_size=50_000, n_labels=50,
+...                                                       embedding_matrix=vectors))
+>>> built.model.fit(...); built.diagnostics["degenerate_attention"]
+
+Parameters, presets, shapes and the attention memory estimate are pure Python and load without keras;
+:func:`build_model`, :class:`BuiltModel`, :func:`load_model` and the attention diagnostics import keras
+on first use (module ``__getattr__``), so validating a configuration never pays for keras. The backend
+is whatever ``KERAS_BACKEND`` says when keras is first imported; this package never sets it.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from search.model._memory import DEFAULT_MEMORY_BUDGET_BYTES, estimate_attention_memory
+from search.model._params import ATTENTION_POSITIONS, DEFAULT_PARAMS, InputShapes, resolve_params
+from search.model._presets import PRESETS
+
+if TYPE_CHECKING:
+    from search.model._diagnostics import (
+        attention_entropy,
+        attention_weights,
+        uniform_attention_delta,
+    )
+    from search.model._factory import BuiltModel, build_model
+    from search.model._saving import load_model
+
+__all__ = [
+    "ATTENTION_POSITIONS",
+    "DEFAULT_MEMORY_BUDGET_BYTES",
+    "DEFAULT_PARAMS",
+    "PRESETS",
+    "BuiltModel",
+    "InputShapes",
+    "attention_entropy",
+    "attention_weights",
+    "build_model",
+    "estimate_attention_memory",
+    "load_model",
+    "resolve_params",
+    "uniform_attention_delta",
+]
+
+_LAZY = {
+    "BuiltModel": "search.model._factory",
+    "build_model": "search.model._factory",
+    "load_model": "search.model._saving",
+    "attention_weights": "search.model._diagnostics",
+    "attention_entropy": "search.model._diagnostics",
+    "uniform_attention_delta": "search.model._diagnostics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
