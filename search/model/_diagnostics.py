@@ -106,29 +106,36 @@ def _distributions(model: keras.Model, x: Any, batch_size: int) -> dict[str, tup
     values = probe.predict(x, batch_size=batch_size, verbose=0)
     if len(tensors) == 1:
         values = [values]
-    tensor_dict = {key: ops.convert_to_tensor(value) for key, value in zip(wanted, values)}
-
-    result: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     n = int(np.shape(values[0])[0])
-    for layer in layers:
-        args, kwargs = _call_node(layer).arguments.fill_in(tensor_dict)
-        if isinstance(layer, keras.layers.MultiHeadAttention):
-            _, scores = layer(*args, **kwargs, return_attention_scores=True, training=False)
-            weights = np.asarray(ops.convert_to_numpy(scores), dtype="float32")  # (batch, heads, Tq, Tk)
-            query_mask = kwargs.get("query_mask")
-            valid = (
-                np.asarray(ops.convert_to_numpy(query_mask), dtype=bool)
-                if query_mask is not None
-                else np.ones(weights.shape[:1] + weights.shape[2:3], dtype=bool)
-            )
+
+    chunks: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {layer.name: [] for layer in layers}
+    for start in range(0, n, batch_size):  # the layers run eagerly: one batch at a time
+        tensor_dict = {key: ops.convert_to_tensor(value[start:start + batch_size])
+                       for key, value in zip(wanted, values)}
+        for layer in layers:
+            chunks[layer.name].append(_layer_distribution(layer, tensor_dict))
+    return {
+        name: (np.concatenate([w for w, _ in parts]), np.concatenate([v for _, v in parts]))
+        for name, parts in chunks.items()
+    }
+
+
+def _layer_distribution(layer: keras.layers.Layer, tensor_dict: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
+    args, kwargs = _call_node(layer).arguments.fill_in(tensor_dict)
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        _, scores = layer(*args, **kwargs, return_attention_scores=True, training=False)
+        weights = np.asarray(ops.convert_to_numpy(scores), dtype="float32")  # (batch, heads, Tq, Tk)
+        query_mask = kwargs.get("query_mask")
+        if query_mask is not None:
+            valid = np.asarray(ops.convert_to_numpy(query_mask), dtype=bool)
         else:
-            inputs, mask = args[0], kwargs.get("mask")
-            weights = np.asarray(ops.convert_to_numpy(layer.attention_distribution(inputs, mask)), dtype="float32")
-            if weights.ndim == 2:
-                weights = weights[:, None, :]
-            valid = np.ones((n, weights.shape[1]), dtype=bool)
-        result[layer.name] = (weights, valid)
-    return result
+            valid = np.ones(weights.shape[:1] + weights.shape[2:3], dtype=bool)
+        return weights, valid
+    weights = np.asarray(ops.convert_to_numpy(layer.attention_distribution(args[0], kwargs.get("mask"))),
+                         dtype="float32")
+    if weights.ndim == 2:
+        weights = weights[:, None, :]
+    return weights, np.ones(weights.shape[:2], dtype=bool)
 
 
 def attention_weights(model: keras.Model, x: Any, *, batch_size: int = 64) -> dict[str, np.ndarray]:

@@ -96,3 +96,12 @@ def test_uniform_attention_really_is_uniform(models, tiny_data) -> None:
     real[:, 0] = True
     expected = real / real.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(weights, np.broadcast_to(expected[:, None, :], weights.shape), rtol=1e-5)
+
+
+@pytest.mark.parametrize("position", ["embedding", "label"])
+def test_weights_do_not_depend_on_the_batch_size(position, models, tiny_data) -> None:
+    x, _ = tiny_data
+    whole = attention_weights(models[position], x, batch_size=64)
+    in_batches = attention_weights(models[position], x, batch_size=5)
+    for name in whole:
+        np.testing.assert_allclose(in_batches[name], whole[name], rtol=1e-5, atol=1e-7)
