@@ -250,7 +250,7 @@ class _Graph:
             else:
                 pooled = layers.GlobalAveragePooling1D(dtype=self.policy, name=f"avg_pool_{i}")(c, **masks)
             features += [pooled, layers.GlobalMaxPooling1D(dtype=self.policy, name=f"max_pool_{i}")(c)]
-        z = layers.Concatenate(dtype=self.policy, name="features")(features) if len(features) > 1 else features[0]
+        z = layers.Concatenate(dtype=self.policy, name="features")(features)
 
         if position == "pooled":
             # The seed's placement: a sequence of ONE step, so the attention is an identity (kept to reproduce).
