@@ -5,9 +5,10 @@
 Every position gets the same documents (the first ``--docs`` of the bundled ``debtags50`` training split,
 vocabulary 20,000, padded to ``--max-len``), the same batch size and the same small model (1 BiLSTM
 layer, Conv1D kernels 1-3, frozen 100-d embedding as in the seed: the dataset's vectors when it has
-them, else a fixed random matrix); only ``attention_position`` changes. One
-untimed epoch per model first (graph tracing), then ``--repeats`` timed epochs
-per position, round robin; the fastest epoch counts (the least disturbed by anything else on the machine). Prints a markdown table.
+them, else a fixed random matrix); only ``attention_position`` changes. One untimed epoch per model
+first (graph tracing), then ``--repeats`` timed epochs per position, round robin; the fastest epoch
+counts (the least disturbed by anything else on the machine). Prints a markdown table.
+
 Without the data module (or the bundled file) it falls back to random data of the same shapes, and says so.
 """
 from __future__ import annotations
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     shapes = InputShapes(seq_len=x.shape[1], vocab_size=args.vocab_size, n_labels=y.shape[1],
                          embedding_dim=int(matrix.shape[1]) if matrix is not None else 100, embedding_matrix=matrix)
     common: dict[str, Any] = {
-        "embedding_mode": args.embedding_mode, "rnn_layers": 1, "bidirectional": True, "hidden_units": args.hidden_units,
+        "embedding_mode": args.embedding_mode, "rnn_layers": 1, "bidirectional": True,
+        "hidden_units": args.hidden_units,
         "conv_kernel_sizes": (1, 2, 3), "conv_filters": args.hidden_units, "num_heads": args.num_heads,
         "batch_size": args.batch_size,
     }
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     base = rows[0][2]
     print(f"attention positions: training time per 1,000 documents, {source}, length {x.shape[1]}, batch "
           f"{args.batch_size}, 1 BiLSTM({args.hidden_units}), Conv1D k=1,2,3 x {args.hidden_units}, "
-          f"{args.num_heads} heads, {args.embedding_mode} embedding; keras {keras.__version__} ({keras.backend.backend()}), "
+          f"{args.num_heads} heads, {args.embedding_mode} embedding; "
+          f"keras {keras.__version__} ({keras.backend.backend()}), "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     print()
     print("| attention_position | trainable params | s / 1,000 docs (fastest) | relative to none | median s / 1,000 |")

@@ -110,7 +110,9 @@ def _optional_int(low: int) -> Callable[[str, Any], int | None]:
     return check
 
 
-def _float_in(low: float, high: float, *, low_open: bool = False, high_open: bool = True) -> Callable[[str, Any], float]:
+def _float_in(
+    low: float, high: float, *, low_open: bool = False, high_open: bool = True
+) -> Callable[[str, Any], float]:
     expected = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
     def check(key: str, value: Any) -> float:

@@ -63,7 +63,8 @@ def test_bad_input_is_one_line_and_exit_2(args, expected) -> None:
 
 
 def test_good_input_in_a_fresh_process() -> None:
-    result = _run("describe", "--param", "embedding_mode=random", "--param", "attention_position=conv", "--json", *SMALL)
+    result = _run("describe", "--param", "embedding_mode=random", "--param", "attention_position=conv", "--json",
+                  *SMALL)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert json.loads(result.stdout)["diagnostics"]["attention_position"] == "conv"

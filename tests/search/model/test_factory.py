@@ -47,7 +47,9 @@ def test_every_position_builds_and_trains_one_step(position, tiny_params_factory
     assert (d["attention_memory_bytes"] > 0) is (position in ("embedding", "rnn"))
 
 
-def test_the_seed_answer_architecture_trains_with_and_without_masking(tiny_params_factory, tiny_shapes, tiny_data) -> None:
+def test_the_seed_answer_architecture_trains_with_and_without_masking(
+    tiny_params_factory, tiny_shapes, tiny_data
+) -> None:
     x, y = tiny_data
     for mask_padding in (False, True):
         params = tiny_params_factory(architecture="residual_mha", attention_position="embedding", bidirectional=False,
