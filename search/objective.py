@@ -144,10 +144,16 @@ class Objective:
         """Build and train one model; ``trial=None`` replays without reporting or pruning."""
         seed_everything(seed)
         keras.backend.clear_session()
+        # --- issue 7 hook (search.kerastuner): a space with its own ``build(params, shapes, trial)`` (a
+        # keras-tuner HyperModel) builds the model; what it returns may bring its own ``fit``.
+        builder = getattr(self.space, "build", None)
         try:
-            built = build_model(params, self.shapes, memory_budget_bytes=self.config.memory_budget)
+            built = (builder(params, self.shapes, trial) if builder is not None
+                     else build_model(params, self.shapes, memory_budget_bytes=self.config.memory_budget))
         except ModelConfigError as exc:
             raise TrialFailure(f"refused before training: {exc}") from None
+        fit = getattr(built, "fit", None) or built.model.fit
+        # --- end of issue 7 hook ---
         model, resolved = built.model, built.params
         if trial is not None:
             trial.set_user_attr("diagnostics", _jsonable(built.diagnostics))
@@ -168,8 +174,8 @@ class Objective:
             callbacks.append(KerasPruningCallback(trial, MONITOR))
         batch_size = int(resolved.get("batch_size", 32))
         try:
-            model.fit(self.dataset.x_train, self.dataset.y_train.astype("float32"), batch_size=batch_size,
-                      epochs=self.config.epochs, callbacks=callbacks, verbose=0, shuffle=True)
+            fit(self.dataset.x_train, self.dataset.y_train.astype("float32"), batch_size=batch_size,
+                epochs=self.config.epochs, callbacks=callbacks, verbose=0, shuffle=True)  # issue 7 hook: fit
         finally:
             if trial is not None and validation.history:
                 trial.set_user_attr("epochs", validation.history)
