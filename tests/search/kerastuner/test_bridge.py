@@ -1,0 +1,120 @@
+"""keras-tuner hypermodels, written as keras-tuner's documentation writes them, run unchanged as studies."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.kerastuner import HyperModelSpace, run
+from search.kerastuner._resolve import load_object
+
+HERE = Path(__file__).resolve().parent
+DOC = HERE / "doc_hypermodels.py"
+TINY: dict[str, Any] = {"vocab_size": 800, "max_len": 16, "limit": 64, "epochs": 2}
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The doc's build(hp) function and its HyperModel class, three trials each, in one SQLite store."""
+    work = tmp_path_factory.mktemp("kerastuner")
+    storage = f"sqlite:///{work / 'studies.db'}"
+    fn = run(load_object(f"{DOC}:build_model"), study_name="fn", storage=storage, n_trials=3, save_models=False,
+             log=_quiet, **TINY)
+    cls = run(f"{DOC}:MyHyperModel", study_name="cls", storage=storage, n_trials=4, seed=1, log=_quiet, **TINY)
+    return {"work": work, "storage": storage, "fn": fn, "cls": cls}
+
+
+def test_build_function_parameters_appear_in_the_study(studies: dict[str, Any]) -> None:
+    study: optuna.Study = studies["fn"]
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) >= 3
+    assert study.user_attrs["run_config"]["space"].startswith("hypermodel:")
+    for t in finished:
+        assert {"embedding_dim", "num_layers", "units_0", "activation", "dropout", "lr"} <= set(t.params)
+        assert ("units_1" in t.params) == (t.params["num_layers"] == 2)  # the loop's per-layer units
+        assert t.params["embedding_dim"] in (8, 16, 24, 32) and 1e-4 <= t.params["lr"] <= 1e-2
+        assert t.intermediate_values  # reported to the pruner every epoch
+        assert t.user_attrs["diagnostics"]["keras_tuner_space"]
+        assert t.user_attrs["trainable_params"] > 0
+    complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    assert complete
+    for t in complete:
+        assert t.value == pytest.approx(max(e["val_micro_f1_tuned"] for e in t.user_attrs["epochs"]))
+
+
+def test_hypermodel_class_with_conditions_fixed_and_fit(studies: dict[str, Any]) -> None:
+    study: optuna.Study = studies["cls"]
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) >= 4
+    for t in finished:
+        kind = t.params["model_type"]
+        assert ("mlp_units" in t.params) == (kind == "mlp")
+        assert ("filters" in t.params and "kernel_size" in t.params) == (kind == "cnn")
+        assert t.params["batch_size"] in (16, 32)  # declared in the HyperModel's fit()
+        assert t.params["lr"] in (0.001, 0.01, 0.1)
+        assert t.user_attrs["fixed_params"] == {"embedding_dim": 16}  # hp.Fixed: recorded, not searched
+        assert "embedding_dim" not in t.params
+    best = study.best_trial
+    assert "model_artifact_id" in best.user_attrs  # the service saves the best model as usual
+
+
+def test_resume_counts_earlier_trials_and_refuses_another_hypermodel(studies: dict[str, Any]) -> None:
+    before = len(studies["fn"].trials)
+    again = run(load_object(f"{DOC}:build_model"), study_name="fn", storage=studies["storage"], n_trials=3,
+                save_models=False, log=_quiet, **TINY)
+    assert len(again.trials) == before  # already has 3 finished trials: nothing more runs
+    from search.errors import StudyConfigError
+
+    with pytest.raises(StudyConfigError, match="space"):
+        run(f"{DOC}:MyHyperModel", study_name="fn", storage=studies["storage"], n_trials=4, log=_quiet, **TINY)
+
+
+def test_replay_rebuilds_the_same_model(studies: dict[str, Any]) -> None:
+    from search._study import open_study
+    from search.data import load_dataset
+    from search.objective import Objective
+    from storage import create_storage
+
+    store = create_storage(studies["storage"])
+    study, config, context = open_study(store, "cls", space=HyperModelSpace(f"{DOC}:MyHyperModel"))
+    space = HyperModelSpace(f"{DOC}:MyHyperModel")
+    trial = next(t for t in study.trials if t.state == TrialState.COMPLETE)
+    params = space.suggest(optuna.trial.FixedTrial(trial.params), context)
+    dataset = load_dataset(config.data, config.data_settings())
+    result = Objective(config, space, context, dataset, None, log=_quiet).run(None, params, trial.user_attrs["seed"])
+    assert result.value == pytest.approx(trial.value, abs=1e-3)
+
+
+def test_a_broken_build_fails_its_trial_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import search.kerastuner._run as run_module
+
+    monkeypatch.setattr(run_module, "MAX_FAILURES_FACTOR", 0)  # stop after the first failure, not the 21st
+    calls = []
+
+    def build_model(hp):  # declares a parameter, then fails
+        calls.append(hp.Int("units", 1, 4))
+        raise RuntimeError("no GPU today")
+
+    study = run(build_model, study_name="broken", storage=f"sqlite:///{tmp_path / 's.db'}", n_trials=1,
+                log=_quiet, **TINY)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert failed and len(failed) == len(study.trials) == 1 and calls  # the broken hypermodel stopped the run
+    assert "build(hp) raised RuntimeError: no GPU today" in failed[0].user_attrs["failure_reason"]
+
+
+def test_grid_sampler_and_reserved_fit_arguments_are_refused(tmp_path: Path) -> None:
+    from search.errors import StudyConfigError
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    with pytest.raises(StudyConfigError, match="grid"):
+        run(f"{DOC}:build_model", study_name="g", storage=storage, sampler="grid", log=_quiet, **TINY)
+    with pytest.raises(StudyConfigError, match="epochs"):
+        run(f"{DOC}:build_model", study_name="g", storage=storage, fit_kwargs={"epochs": 3}, log=_quiet, **TINY)
+    assert not optuna.get_all_study_names(storage=storage)
