@@ -176,6 +176,9 @@ class Objective:
         try:
             fit(self.dataset.x_train, self.dataset.y_train.astype("float32"), batch_size=batch_size,
                 epochs=self.config.epochs, callbacks=callbacks, verbose=0, shuffle=True)  # issue 7 hook: fit
+        except optuna.TrialPruned:
+            self._trial_artifacts(trial, model, validation.history)  # issue 6: a pruned trial's curve too
+            raise
         finally:
             if trial is not None and validation.history:
                 trial.set_user_attr("epochs", validation.history)
@@ -190,17 +193,14 @@ class Objective:
             if validation.best_weights is not None:
                 model.set_weights(validation.best_weights)
             self._maybe_save(trial, model, best[MONITOR])
+            self._trial_artifacts(trial, model, validation.history, best[MONITOR])  # issue 6
         return TrialResult(best[MONITOR], validation.history)
 
     def _maybe_save(self, trial: optuna.Trial, model: keras.Model, value: float) -> None:
-        """Save the model as a ``.keras`` artifact when it is the best of the study so far."""
+        """Save the model as a ``.keras`` artifact when :func:`_worth_saving` says so."""
         if not self.config.save_models or self.artifact_store is None:
             return
-        try:
-            best_so_far = trial.study.best_value
-        except ValueError:
-            best_so_far = -math.inf
-        if value < best_so_far:
+        if not _worth_saving(trial, value, self.space.name):  # issue 6
             return
         from optuna.artifacts import upload_artifact
 
@@ -209,6 +209,52 @@ class Objective:
             model.save(path)
             artifact_id = upload_artifact(artifact_store=self.artifact_store, file_path=path, study_or_trial=trial)
         trial.set_user_attr("model_artifact_id", artifact_id)
+
+    # --- issue 6 hook: per-trial plots and the best trial's note (search.plots, search.notes) ---
+    def _trial_artifacts(self, trial: optuna.Trial | None, model: keras.Model,
+                         history: list[dict[str, float]], value: float | None = None) -> None:
+        """Learning curve and attention heatmap as artifacts; the best trial's note. Never fails the trial."""
+        if trial is None or self.artifact_store is None:
+            return
+        try:
+            from search.plots import upload_trial_plots
+
+            upload_trial_plots(trial, self.artifact_store, history, model, self.dataset)
+            if value is not None:
+                from search.notes import save_best_trial_note
+
+                try:
+                    best_so_far = trial.study.best_value
+                except ValueError:
+                    best_so_far = -math.inf
+                if value >= best_so_far:
+                    save_best_trial_note(trial, value)
+        except Exception as exc:  # a plot must never cost a trained trial
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            trial.set_user_attr("artifact_error", reason)
+            self.log(f"trial {trial.number}: plots not saved: {reason}")
+    # --- end of issue 6 hook ---
+
+
+# --- issue 6 hook: which models are saved (search.report) ---
+# The report needs every ablation model (paired bootstrap over seeds) and, for a study without an
+# ablation, the best model of each attention position (best with vs best without attention).
+SAVE_EVERY_MODEL_SPACES = frozenset({"ablation"})
+
+
+def _worth_saving(trial: optuna.Trial, value: float, space_name: str) -> bool:
+    """Save when the space keeps every model, or the trial is the best so far of the study or of its
+    attention position."""
+    if space_name in SAVE_EVERY_MODEL_SPACES:
+        return True
+    from optuna.trial import TrialState
+
+    done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    position = trial.params.get("attention_position")
+    same = [t.value for t in done if position is not None and t.params.get("attention_position") == position]
+    return value >= max((t.value for t in done), default=-math.inf) or value >= max(same, default=-math.inf)
+
+# --- end of issue 6 hook ---
 
 
 def _jsonable(value: Any) -> Any:
