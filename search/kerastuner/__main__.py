@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parse_spec(args.hypermodel)  # a malformed spec is refused before anything loads
     if args.trials < 1:
         raise StudyConfigError(f"got {args.trials}; expected at least 1", source="--trials")
-    fixed, fit_kwargs = _pairs(args.set, "--set"), _pairs(args.fit, "--fit")
+    fixed, fit_kwargs = _pairs(args.set, "--set"), _pairs(args.fit, "--fit") or None  # None: as stored
     from search.runtime import configure_process
 
     configure_process(args.gpu, args.backend)
@@ -76,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.kerastuner._run import run, summary
 
     load_hypermodel(args.hypermodel)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the objective logs one line per epoch and trial
     study = run(args.hypermodel, study_name=args.study, storage=args.storage, n_trials=args.trials,
                 epochs=args.epochs, data=args.data, vocab_size=args.vocab_size, max_len=args.max_len,
                 limit=args.limit or None, seed=args.seed, pruner=args.pruner, sampler=args.sampler, fixed=fixed,

@@ -41,6 +41,8 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
     if n_trials < 1:
         raise StudyConfigError(f"got {n_trials}; expected at least 1", source="n_trials")
     space = HyperModelSpace(hypermodel, fit_kwargs)
+    if isinstance(hypermodel, str):
+        space.hypermodel  # load it here (this process trains anyway): a bad spec fails before the store is touched
     config = RunConfig(study=study_name, space=space.name, data=data, vocab_size=vocab_size, max_len=max_len,
                        limit=limit, epochs=epochs, seed=seed, pruner=pruner, sampler=sampler,
                        save_models=save_models, fixed=dict(fixed or {}))
@@ -51,6 +53,11 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
     store = create_storage(url)
     prepare_study(store, config, space, dataset.fingerprint, fit_kwargs=space.fit_kwargs or {})
     study, config, context = open_study(store, study_name, space=space, worker_index=worker_index)
+    stored_fit = context.get("fit_kwargs", {})
+    if space.fit_kwargs is not None and space.fit_kwargs != stored_fit:
+        raise StudyConfigError(f"was created with fit arguments {stored_fit}, got {space.fit_kwargs}; expected the "
+                               "same to resume (or fit_kwargs=None)", source=f"study '{study_name}'",
+                               field="fit_kwargs")
     objective = Objective(config, space, context, dataset, None, artifact_store_for(url) if save_models else None,
                           log=log)
 

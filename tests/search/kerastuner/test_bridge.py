@@ -74,6 +74,10 @@ def test_resume_counts_earlier_trials_and_refuses_another_hypermodel(studies: di
 
     with pytest.raises(StudyConfigError, match="space"):
         run(f"{DOC}:MyHyperModel", study_name="fn", storage=studies["storage"], n_trials=4, log=_quiet, **TINY)
+    with pytest.raises(StudyConfigError, match="fit arguments"):
+        run(load_object(f"{DOC}:build_model"), study_name="fn", storage=studies["storage"], n_trials=4,
+            fit_kwargs={"batch_size": 8}, log=_quiet, **TINY)
+    assert len(studies["fn"].trials) == before  # refusals write nothing
 
 
 def test_replay_rebuilds_the_same_model(studies: dict[str, Any]) -> None:
