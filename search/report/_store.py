@@ -1,0 +1,97 @@
+"""Opening the studies the report reads, and the refusals that come before anything heavy (keras-free)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.config import RunConfig
+from search.errors import StorageError, StudyConfigError
+
+__all__ = ["DEFAULT_ABLATION_STUDY", "Sources", "open_sources", "position_of", "complete_trials"]
+
+DEFAULT_ABLATION_STUDY = "ablation"
+
+
+@dataclass
+class Sources:
+    url: str
+    storage: Any
+    study: optuna.Study
+    config: RunConfig
+    ablation: optuna.Study | None
+    ablation_config: RunConfig | None
+    notes: list[str]
+
+
+def position_of(trial: FrozenTrial) -> str:
+    """The trial's attention position: searched, fixed (``--set`` / the baseline space) or from its preset."""
+    if "attention_position" in trial.params:
+        return str(trial.params["attention_position"])
+    fixed = trial.user_attrs.get("fixed_params", {}) or {}
+    if "attention_position" in fixed:
+        return str(fixed["attention_position"])
+    diagnostics = trial.user_attrs.get("diagnostics", {}) or {}
+    return str(diagnostics.get("attention_position", "none"))
+
+
+def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+
+
+def _names(storage: Any) -> list[str]:
+    return sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
+
+
+def _load(storage: Any, name: str, source: str) -> tuple[optuna.Study, RunConfig]:
+    names = _names(storage)
+    if name not in names:
+        known = ", ".join(names) if names else "none"
+        raise StudyConfigError(f"no such study in the storage (studies there: {known})", source=f"{source} '{name}'")
+    study = optuna.load_study(study_name=name, storage=storage)
+    raw = study.user_attrs.get("run_config")
+    if raw is None:
+        raise StudyConfigError("was not created by search.launch (no run_config); expected a study it started",
+                               source=f"{source} '{name}'")
+    return study, RunConfig.from_json(raw)
+
+
+def open_sources(study_name: str, storage_flag: str | None, ablation_name: str | None) -> Sources:
+    """Resolve and open the storage, the study and its ablation study; refuse what cannot be reported.
+
+    Refused (:class:`~search.errors.InputError`, nothing written): a SQLite file that does not exist, an
+    unknown study, a study with no complete trial, an explicitly named ablation study that is unknown.
+    """
+    from storage import create_storage, resolve_storage_url, sqlite_path
+
+    url = resolve_storage_url(storage_flag)
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise StorageError(f"SQLite file '{path}' does not exist; run a study first or pass --storage URL",
+                           source="--storage" if storage_flag else "default storage")
+    storage = create_storage(url, heartbeat_interval=None)  # the report runs no trials
+    study, config = _load(storage, study_name, "--study")
+    if not complete_trials(study):
+        states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
+        summary = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "no trials"
+        raise StudyConfigError(f"has no complete trial ({summary}); expected at least one to report",
+                               source=f"--study '{study_name}'")
+    notes: list[str] = []
+    ablation = ablation_config = None
+    if ablation_name is not None:
+        ablation, ablation_config = _load(storage, ablation_name, "--ablation-study")
+    elif DEFAULT_ABLATION_STUDY in _names(storage):
+        ablation, ablation_config = _load(storage, DEFAULT_ABLATION_STUDY, "ablation study")
+    if ablation is not None and ablation_config is not None and ablation_config.space != "ablation":
+        raise StudyConfigError(f"uses space '{ablation_config.space}', not 'ablation'; expected a study started "
+                               "with python -m search.launch --study NAME --space ablation --from-study ...",
+                               source=f"--ablation-study '{ablation.study_name}'")
+    if ablation is not None and not complete_trials(ablation):
+        if ablation_name is not None:
+            raise StudyConfigError("has no complete trial; expected a finished ablation (or leave the option out)",
+                                   source=f"--ablation-study '{ablation_name}'")
+        notes.append(f"ablation study '{ablation.study_name}' has no complete trial; it is left out")
+        ablation = ablation_config = None
+    return Sources(url, storage, study, config, ablation, ablation_config, notes)

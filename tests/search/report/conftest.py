@@ -1,0 +1,49 @@
+"""A small finished ``attn`` study and its ``ablation``, made in-process (the worker's code path without a
+subprocess: the same prepare_study / open_study / Objective), shared by the report tests."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+TINY = {"limit": 64, "max_len": 16, "vocab_size": 800, "epochs": 1}
+ATTN_POSITIONS = ({"attention_position": "none"}, {"attention_position": "label"})  # with and without attention
+ABLATION_TRIALS = 12  # replicates 0 and 1 of the six positions (the space enqueues replicate by replicate)
+
+
+def run_study(url: str, name: str, space_name: str, trials: int, *, source: optuna.Study | None = None,
+              sampler: str = "tpe", enqueue: tuple[dict[str, Any], ...] = (), **overrides: Any) -> optuna.Study:
+    from search._study import open_study, prepare_study
+    from search.config import RunConfig
+    from search.data import embedding_matrix_for, load_dataset
+    from search.errors import TrialFailure
+    from search.objective import Objective
+    from spaces import get_space
+    from storage import artifact_store_for, create_storage
+
+    config = RunConfig(study=name, space=space_name, pruner="none", sampler=sampler, **(TINY | overrides))
+    dataset = load_dataset(config.data, config.data_settings())
+    embedding = embedding_matrix_for(dataset, config.embedding_dim)
+    storage = create_storage(url)
+    space = get_space(space_name)
+    options = {"source_study": source} if space_name == "ablation" else {}
+    prepare_study(storage, config, space, dataset.fingerprint, **options)
+    study, config, context = open_study(storage, name)
+    for params in enqueue:
+        study.enqueue_trial(params)
+    objective = Objective(config, space, context, dataset, embedding, artifact_store_for(url), log=lambda m: None)
+    study.optimize(objective, n_trials=trials, catch=(TrialFailure,))
+    return study
+
+
+@pytest.fixture(scope="session")
+def studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with ``studies.db`` (studies ``attn`` and ``ablation``) and ``studies_artifacts/``."""
+    folder = tmp_path_factory.mktemp("report-studies")
+    url = f"sqlite:///{folder / 'studies.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    attn = run_study(url, "attn", "attn", len(ATTN_POSITIONS), sampler="random", enqueue=ATTN_POSITIONS)
+    run_study(url, "ablation", "ablation", ABLATION_TRIALS, source=attn)
+    return folder
