@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from storage._artifacts import artifact_dir_for, artifact_store_for
 from storage._engine import create_storage
-from storage._stale import fail_stale_trials
+from storage._stale import FAILURE_REASON_ATTR, fail_and_retry, fail_stale_trials
 from storage._url import DEFAULT_STORAGE_URL, STORAGE_ENV_VAR, mask_url, resolve_storage_url, sqlite_path
 
 __all__ = [
@@ -19,4 +19,6 @@ __all__ = [
     "artifact_store_for",
     "artifact_dir_for",
     "fail_stale_trials",
+    "fail_and_retry",
+    "FAILURE_REASON_ATTR",
 ]

@@ -3,10 +3,14 @@
 * SQLite: the file is switched to WAL journal mode before Optuna opens it (WAL is a property of the
   database file, so every later connection, in any process, uses it) and every connection gets a
   busy timeout through ``connect_args={"timeout": ...}`` (Python's sqlite3 sets SQLite's busy
-  handler from it). Both survive pickling of the storage, unlike an engine event listener, because
+  handler from it). Both survive pickling of the storage because
   :class:`optuna.storages.RDBStorage` re-creates its engine from ``url`` and ``engine_kwargs``.
+  Transactions start with ``BEGIN IMMEDIATE`` (see :mod:`storage._service`), so several worker
+  processes never run one enqueued trial twice.
 * PostgreSQL / MySQL: ``pool_pre_ping`` so a connection dropped by the server while a long trial ran
-  is replaced, and a connect timeout so an unreachable server fails in seconds.
+  is replaced, and a connect timeout so an unreachable server fails in seconds. ``pool_size`` and
+  ``max_overflow`` size the connection pool: a worker process needs two connections (its trial and
+  Optuna's heartbeat thread), far fewer than SQLAlchemy's default of 5 + 10.
 * Heartbeats on, with Optuna's :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` so that a
   trial whose worker died is failed and re-queued (Optuna 5 name of ``RetryFailedTrialCallback``).
 * ``grpc://HOST:PORT``: Optuna's :class:`~optuna.storages.GrpcStorageProxy`; heartbeats then belong
@@ -20,10 +24,11 @@ import warnings
 from typing import Any
 
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import BaseStorage, GrpcStorageProxy, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.exc import SQLAlchemyError
 
 from search.errors import StorageError
+from storage._service import ServiceGrpcStorageProxy, ServiceRDBStorage
 from storage._url import ParsedStorageUrl, mask_url, parse_storage_url
 
 __all__ = ["SQLITE_BUSY_TIMEOUT_S", "CONNECT_TIMEOUT_S", "create_storage"]
@@ -40,16 +45,17 @@ def create_storage(
     grace_period: int | None = 180,
     max_retry: int = 2,
     pool_size: int | None = None,
+    max_overflow: int | None = None,
 ) -> BaseStorage:
     """Open the Optuna storage named by ``url`` (creating its tables if needed).
 
     ``heartbeat_interval=None`` turns heartbeats (and the retry of stale trials) off. A stale trial is
-    retried at most ``max_retry`` times. ``pool_size`` sizes SQLAlchemy's connection pool (its default
-    when ``None``). Bad settings, or a database that cannot be opened, raise :class:`StorageError`
+    retried at most ``max_retry`` times. ``pool_size`` and ``max_overflow`` size SQLAlchemy's connection
+    pool (its defaults when ``None``; ignored for in-memory SQLite and gRPC). Bad settings, or a database that cannot be opened, raise :class:`StorageError`
     with the masked URL and the reason on one line.
     """
     parsed = parse_storage_url(url, source=_SOURCE)
-    _check_settings(heartbeat_interval, grace_period, max_retry, pool_size)
+    _check_settings(heartbeat_interval, grace_period, max_retry, pool_size, max_overflow)
     if parsed.is_grpc:
         return _grpc_proxy(parsed)
 
@@ -66,7 +72,8 @@ def create_storage(
         with warnings.catch_warnings():
             # Heartbeats are "experimental" in Optuna; using them is this project's decision.
             warnings.simplefilter("ignore", ExperimentalWarning)
-            return RDBStorage(parsed.url, engine_kwargs=_engine_kwargs(parsed, pool_size), **heartbeat)
+            engine_kwargs = _engine_kwargs(parsed, pool_size, max_overflow)
+            return ServiceRDBStorage(parsed.url, engine_kwargs=engine_kwargs, **heartbeat)
     except StorageError:
         raise
     except (SQLAlchemyError, sqlite3.Error, ImportError, RuntimeError, OSError) as exc:
@@ -75,7 +82,11 @@ def create_storage(
 
 
 def _check_settings(
-    heartbeat_interval: int | None, grace_period: int | None, max_retry: int, pool_size: int | None
+    heartbeat_interval: int | None,
+    grace_period: int | None,
+    max_retry: int,
+    pool_size: int | None,
+    max_overflow: int | None,
 ) -> None:
     def positive(name: str, value: int | None) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
@@ -85,8 +96,11 @@ def _check_settings(
     positive("heartbeat_interval", heartbeat_interval)
     positive("grace_period", grace_period)
     positive("pool_size", pool_size)
-    if isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0:
-        raise StorageError(f"expected an integer >= 0, got {max_retry!r}", source=_SOURCE, field="max_retry")
+    for name, value in (("max_retry", max_retry), ("max_overflow", max_overflow)):
+        if name == "max_overflow" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise StorageError(f"expected an integer >= 0, got {value!r}", source=_SOURCE, field=name)
     if heartbeat_interval is not None and grace_period is not None and grace_period <= heartbeat_interval:
         # A live worker beats every `heartbeat_interval` s; a shorter grace would fail healthy trials.
         raise StorageError(
@@ -102,16 +116,20 @@ def _retry_callback(max_retry: int) -> RetryHeartbeatStaleTrialCallback:
         return RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
 
 
-def _engine_kwargs(parsed: ParsedStorageUrl, pool_size: int | None) -> dict[str, Any]:
+def _engine_kwargs(parsed: ParsedStorageUrl, pool_size: int | None, max_overflow: int | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if parsed.backend == "sqlite":
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        # isolation_level=None: the driver emits no BEGIN of its own; ServiceRDBStorage emits BEGIN IMMEDIATE.
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None}
     elif parsed.is_server:
         kwargs["pool_pre_ping"] = True
         if "connect_timeout" not in parsed.sqlalchemy_url.query:
             kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    in_memory = parsed.backend == "sqlite" and parsed.sqlite_path is None  # a single-connection pool
     if pool_size is not None:
         kwargs["pool_size"] = pool_size
+    if max_overflow is not None and not in_memory:
+        kwargs["max_overflow"] = max_overflow
     return kwargs
 
 
@@ -136,11 +154,11 @@ def _enable_wal(parsed: ParsedStorageUrl) -> None:
         )
 
 
-def _grpc_proxy(parsed: ParsedStorageUrl) -> GrpcStorageProxy:
+def _grpc_proxy(parsed: ParsedStorageUrl) -> ServiceGrpcStorageProxy:
     host, port = parsed.sqlalchemy_url.host, parsed.sqlalchemy_url.port
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        proxy = GrpcStorageProxy(host=host, port=port)
+        proxy = ServiceGrpcStorageProxy(host=host, port=port)
     try:
         proxy.wait_server_ready(timeout=CONNECT_TIMEOUT_S)
     except ConnectionError:

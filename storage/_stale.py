@@ -1,16 +1,21 @@
-"""Fail trials whose worker died (stale heartbeat) and re-queue them, before workers start."""
+"""Fail trials whose worker died and re-queue them: by stale heartbeat, or because the worker is known gone."""
 from __future__ import annotations
 
+import copy
 import warnings
+from typing import Any, Callable
 
 import optuna
-from optuna.exceptions import ExperimentalWarning
-from optuna.storages import BaseStorage
-from optuna.trial import TrialState
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import StudyConfigError
 
-__all__ = ["fail_stale_trials"]
+__all__ = ["fail_stale_trials", "fail_and_retry", "FAILURE_REASON_ATTR", "DEFAULT_MAX_RETRY"]
+
+FAILURE_REASON_ATTR = "failure_reason"
+DEFAULT_MAX_RETRY = 2  # as storage.create_storage's max_retry
 
 
 def fail_stale_trials(storage: BaseStorage, study_name: str) -> list[int]:
@@ -35,3 +40,40 @@ def fail_stale_trials(storage: BaseStorage, study_name: str) -> list[int]:
         optuna.storages.fail_stale_trials(study)
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     return sorted(t.number for t in failed if t.number in running)
+
+
+def fail_and_retry(study: optuna.Study, trial: FrozenTrial, reason: str, *, retry: bool = True) -> bool:
+    """Fail a RUNNING ``trial`` whose worker is known to be gone, with ``reason``; re-queue it if ``retry``.
+
+    For what heartbeats cannot see in time or at all: a worker the launcher saw crash, a worker that
+    lost its trial to a storage error, and every trial run through a gRPC storage proxy (heartbeats do
+    not pass through it). The reason is recorded as the user attribute ``failure_reason`` before the
+    trial is failed (a finished trial's attributes cannot change). The re-queueing is Optuna's own
+    :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` -- the storage's, else one with
+    ``max_retry=DEFAULT_MAX_RETRY`` -- so retries look exactly like heartbeat retries (system attributes
+    ``failed_trial`` and ``retry_history``); the copy does not inherit ``failure_reason``.
+
+    Returns False, changing nothing, when the trial had already finished (another process was first).
+    """
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, FAILURE_REASON_ATTR, reason)
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            return False
+    except UpdateFinishedTrialError:
+        return False
+    if retry:
+        failed = copy.deepcopy(storage.get_trial(trial._trial_id))
+        failed.user_attrs = {k: v for k, v in failed.user_attrs.items() if k != FAILURE_REASON_ATTR}
+        _retry_callback(storage)(study, failed)
+    return True
+
+
+def _retry_callback(storage: BaseStorage) -> Callable[[optuna.Study, FrozenTrial], Any]:
+    getter = getattr(storage, "get_heartbeat_stale_trial_callback", None)
+    callback = getter() if getter is not None else None
+    if callback is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            callback = RetryHeartbeatStaleTrialCallback(max_retry=DEFAULT_MAX_RETRY)
+    return callback
