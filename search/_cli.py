@@ -1,12 +1,13 @@
 """Helpers shared by the command-line entry points."""
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from search.errors import InputError
 
-__all__ = ["run_main"]
+__all__ = ["run_main", "CliParser"]
 
 
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
@@ -20,3 +21,10 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         print("interrupted", file=sys.stderr)
         return 130
     return int(code or 0)
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse whose usage errors become the project's one-line ``error: ...`` (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{message} (see --help)", source=self.prog)

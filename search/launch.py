@@ -17,16 +17,20 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from search._cli import run_main
+from search._cli import CliParser, run_main
 from search.config import DEFAULT_MEMORY_BUDGET, PRUNERS, SAMPLERS, RunConfig
 from search.errors import StudyConfigError
 
-__all__ = ["main", "build_parser", "parse_gpus", "Supervisor"]
+__all__ = ["main", "build_parser", "parse_gpus", "Supervisor", "describe_exit"]
 
 STOP_GRACE_SECONDS = 60.0
 DEFAULT_TRIALS = 12
+# The same defaults as search.worker (not imported from there: it is only needed in the workers).
+DEFAULT_HEARTBEAT_INTERVAL = 60
+DEFAULT_GRACE_PERIOD = 180
+LAUNCHER_POOL_SIZE = 1  # the launcher only counts trials and fails a dead worker's trial
 
 
 def parse_gpus(text: str | None) -> list[str] | None:
@@ -55,8 +59,8 @@ def _parse_fixed(items: Sequence[str]) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m search.launch", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = CliParser(prog="python -m search.launch", description=__doc__.split("\n\n")[0],
+                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--study", required=True, help="study name; also the space unless --space is given "
                    "(attn, baseline, seed, ablation)")
     p.add_argument("--space", default=None, help="search space (default: the study name)")
@@ -77,11 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-study", default=None, help="ablation: the study whose best trial fixes the parameters")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix a model parameter for every trial (JSON value), e.g. --set rnn_layers=2")
-    p.add_argument("--gpus", default=None, help="GPU ids, one worker each (repeat an id to share a GPU)")
-    p.add_argument("--workers", type=int, default=1, help="CPU workers (without --gpus)")
+    p.add_argument("--gpus", default=None,
+                   help="GPU ids, one worker process each, e.g. 0,1,2,3 (repeat an id to run two trials on one "
+                        "GPU: 0,0,1,1); each worker sees only its GPU (CUDA_VISIBLE_DEVICES)%(default).0s")
+    p.add_argument("--workers", type=int, default=None, help="CPU worker processes, without --gpus (default 1)%(default).0s")
     p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
                    help="Keras backend for the workers (default: $KERAS_BACKEND, else tensorflow)")
     p.add_argument("--max-restarts", type=int, default=3, help="restarts of a crashed worker before giving up")
+    p.add_argument("--heartbeat-interval", type=int, default=DEFAULT_HEARTBEAT_INTERVAL,
+                   help="seconds between heartbeats of a running trial (SQL storage)")
+    p.add_argument("--grace-period", type=int, default=DEFAULT_GRACE_PERIOD,
+                   help="seconds without a heartbeat after which a trial (of a worker on any node) is failed and "
+                        "retried")
     p.add_argument("--memory-budget-gb", type=float, default=DEFAULT_MEMORY_BUDGET / 1024**3,
                    help="refuse configurations whose attention scores need more than this per batch")
     p.add_argument("--no-save-models", action="store_true", help="do not save the best models as artifacts")
@@ -89,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-run trial N of the study with its seed and compare its metrics, then exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+EXIT_INPUT_ERROR = 2  # run_main's status for bad input: restarting would not help
+EXIT_INTERRUPTED = 130  # a worker stopped by SIGINT/SIGTERM: stopped, not crashed
+RESTART_BACKOFF_SECONDS = 1.0  # wait before the first restart of a crashed worker; doubled each time
+MAX_BACKOFF_SECONDS = 30.0
 
 
 @dataclass
@@ -99,105 +116,152 @@ class _Child:
     process: Any = None
     restarts: int = 0
     done: bool = False
+    restart_at: float | None = None
     pids: list[int] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"worker {self.index}" + ("" if self.gpu is None else f" (gpu {self.gpu})")
+
+
+def describe_exit(code: int | None) -> str:
+    """``-9`` -> ``killed by SIGKILL``; ``1`` -> ``exit status 1``."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
 
 
 class Supervisor:
     """Starts the worker processes (spawn), restarts crashed ones a bounded number of times, and stops
-    them all on Ctrl-C / SIGTERM, failing any trial a stopped worker left RUNNING."""
+    them all on Ctrl-C / SIGTERM.
 
-    def __init__(self, children: list[_Child], max_restarts: int, on_tick=None) -> None:
+    A worker that exits 0 is done; one that exits 2 (bad input) or 130 (interrupted) is done and
+    reported; any other exit, a signal included, is a crash: reported, ``on_crash(pid, exitcode)`` is
+    called (the launcher fails and re-queues that worker's trial), and the worker is started again after
+    a back-off, at most ``max_restarts`` times per worker. The first Ctrl-C / SIGTERM forwards one SIGINT
+    to each worker (the trial in progress is failed with its reason, the worker exits); workers still
+    alive after ``stop_grace`` seconds, or at a second Ctrl-C, are killed.
+    """
+
+    def __init__(self, children: list[_Child], max_restarts: int, on_tick: Callable[[], None] | None = None,
+                 on_crash: Callable[[int, int | None], None] | None = None,
+                 entry: Callable[[list[str]], None] | None = None, poll_seconds: float = 0.5,
+                 stop_grace: float = STOP_GRACE_SECONDS) -> None:
         self.children = children
         self.max_restarts = max_restarts
         self.on_tick = on_tick
+        self.on_crash = on_crash
+        self.entry = entry
+        self.poll_seconds = poll_seconds
+        self.stop_grace = stop_grace
         self.stopping = False
         self.ctx = mp.get_context("spawn")
 
     def _start(self, child: _Child) -> None:
-        from search.worker import process_entry
-
-        child.process = self.ctx.Process(target=process_entry, args=(child.argv,), name=f"worker-{child.index}")
+        entry = self.entry
+        if entry is None:
+            from search.worker import process_entry as entry
+        child.process = self.ctx.Process(target=entry, args=(child.argv,), name=f"worker-{child.index}")
         child.process.start()
         child.pids.append(child.process.pid)
 
+    def _alive(self) -> list[_Child]:
+        return [c for c in self.children if c.process is not None and c.process.is_alive()]
+
     def _request_stop(self, signum: int, frame: Any) -> None:
-        if self.stopping:
+        if self.stopping:  # second Ctrl-C: do not wait for the trials to wind down
+            print(f"\n{signal.Signals(signum).name} again: killing workers", file=sys.stderr, flush=True)
+            self._kill_alive()
             return
         self.stopping = True
-        print(f"\nstopping workers ({signal.Signals(signum).name})...", file=sys.stderr, flush=True)
-        for child in self.children:
-            if child.process is not None and child.process.is_alive():
-                try:
-                    os.kill(child.process.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
+        print(f"\nstopping workers ({signal.Signals(signum).name}; again to kill them)...", file=sys.stderr,
+              flush=True)
+        for child in self._alive():
+            try:
+                os.kill(child.process.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def _kill_alive(self) -> None:
+        for child in self._alive():
+            child.process.kill()
+
+    def _reap(self, child: _Child, now: float) -> bool:
+        """Handle a worker that has exited; return whether it will run again."""
+        code = child.process.exitcode
+        if self.stopping or code in (0, EXIT_INPUT_ERROR, EXIT_INTERRUPTED):
+            child.done = True
+            if code not in (0, None) and not self.stopping:
+                print(f"{child.label} exited ({describe_exit(code)})", file=sys.stderr, flush=True)
+            return False
+        pid = child.pids[-1]
+        if child.restarts >= self.max_restarts:
+            print(f"{child.label} (pid {pid}) crashed ({describe_exit(code)}); not restarted: "
+                  f"{self.max_restarts} restarts used", file=sys.stderr, flush=True)
+            child.done = True
+        else:
+            child.restarts += 1
+            wait = min(RESTART_BACKOFF_SECONDS * 2 ** (child.restarts - 1), MAX_BACKOFF_SECONDS)
+            child.restart_at = now + wait
+            print(f"{child.label} (pid {pid}) crashed ({describe_exit(code)}); restart {child.restarts}/"
+                  f"{self.max_restarts} in {wait:.0f} s", file=sys.stderr, flush=True)
+        if self.on_crash is not None:
+            self.on_crash(pid, code)
+        return not child.done
 
     def run(self) -> int:
         old = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             for child in self.children:
                 self._start(child)
-            stop_deadline = None
+            stop_deadline: float | None = None
             while True:
-                alive = 0
+                now = time.monotonic()
+                pending = 0
                 for child in self.children:
-                    proc = child.process
-                    if proc.is_alive():
-                        alive += 1
-                        continue
                     if child.done:
                         continue
-                    code = proc.exitcode
-                    if code in (0, 2) or self.stopping or child.restarts >= self.max_restarts:
-                        child.done = True
-                        if code not in (0, None) and not self.stopping:
-                            print(f"worker {child.index} exited with status {code}", file=sys.stderr, flush=True)
-                        continue
-                    child.restarts += 1
-                    print(f"worker {child.index} crashed (status {code}); restart {child.restarts}/{self.max_restarts}",
-                          file=sys.stderr, flush=True)
-                    if self.on_crash:
-                        self.on_crash(child.pids[-1], code)
-                    self._start(child)
-                    alive += 1
+                    if child.restart_at is not None:
+                        if self.stopping:
+                            child.done, child.restart_at = True, None
+                            continue
+                        if now >= child.restart_at:
+                            child.restart_at = None
+                            self._start(child)
+                        pending += 1
+                    elif child.process.is_alive() or self._reap(child, now):
+                        pending += 1
                 if self.on_tick:
                     self.on_tick()
-                if alive == 0:
+                if pending == 0:
                     break
                 if self.stopping:
-                    stop_deadline = stop_deadline or time.monotonic() + STOP_GRACE_SECONDS
+                    stop_deadline = stop_deadline or time.monotonic() + self.stop_grace
                     if time.monotonic() > stop_deadline:
-                        for child in self.children:
-                            if child.process.is_alive():
-                                child.process.kill()
-                time.sleep(0.5)
+                        self._kill_alive()
+                time.sleep(self.poll_seconds)
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
         if self.stopping:
-            return 130
+            return EXIT_INTERRUPTED
         codes = [c.process.exitcode for c in self.children]
-        return 2 if any(c == 2 for c in codes) else 1 if any(c not in (0,) for c in codes) else 0
-
-    on_crash = None
+        return EXIT_INPUT_ERROR if EXIT_INPUT_ERROR in codes else 1 if any(c != 0 for c in codes) else 0
 
     def all_pids(self) -> set[int]:
         return {pid for child in self.children for pid in child.pids}
 
 
-def _fail_orphans(study, pids: set[int], reason: str) -> list[int]:
-    """Mark FAIL the RUNNING trials that one of our (now stopped) workers was running."""
-    from optuna.trial import TrialState
+def _fail_orphans(study, pids: set[int], reason: str, retry: bool = False) -> list[int]:
+    """Fail (and re-queue if ``retry``) the RUNNING trials that one of our stopped workers was running."""
+    from search._orphans import fail_orphans
 
-    host = socket.gethostname()
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker", {})
-        if worker.get("host") == host and worker.get("pid") in pids:
-            study._storage.set_trial_user_attr(trial._trial_id, "failure_reason", reason)
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            failed.append(trial.number)
-    return failed
+    return fail_orphans(study, reason, pids=pids, retry=retry)
 
 
 def _summary(study, top: int = 5) -> str:
@@ -237,8 +301,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = get_space(args.space or args.study)
     gpus = parse_gpus(args.gpus)
-    if args.workers < 1:
-        raise StudyConfigError(f"got {args.workers}; expected at least 1", source="--workers")
+    if gpus is not None and args.workers is not None:
+        raise StudyConfigError(f"got --gpus {args.gpus} and --workers {args.workers}; expected one of them "
+                               "(--gpus starts one worker per listed id)", source="--workers")
+    workers = 1 if args.workers is None else args.workers
+    if workers < 1:
+        raise StudyConfigError(f"got {workers}; expected at least 1", source="--workers")
+    if args.max_restarts < 0:
+        raise StudyConfigError(f"got {args.max_restarts}; expected 0 or more", source="--max-restarts")
     if args.trials is not None and args.trials < 1:
         raise StudyConfigError(f"got {args.trials}; expected at least 1", source="--trials")
     config = RunConfig(study=args.study, space=space.name, data=args.data, vocab_size=args.vocab_size,
@@ -247,10 +317,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                        save_models=not args.no_save_models, fixed=_parse_fixed(args.set))
     url = resolve_storage_url(args.storage)
     dataset = load_dataset(config.data, config.data_settings())  # validates the data before the store is touched
-    storage = create_storage(url)
+    storage = create_storage(url, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
+                             pool_size=LAUNCHER_POOL_SIZE, max_overflow=LAUNCHER_POOL_SIZE)
 
     if args.replay is not None:
         worker_argv = ["--study", args.study, "--storage", url, "--replay", str(args.replay)]
+        worker_argv += ["--gpu", gpus[0]] if gpus else ["--cpu"]
         return _run_children([_Child(0, gpus[0] if gpus else None, worker_argv)], args, None, None)
 
     options: dict[str, Any] = {}
@@ -264,7 +336,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        field=args.from_study)
             source = optuna.load_study(study_name=args.from_study, storage=storage)
         options["source_study"] = source
-    study, created = prepare_study(storage, config, space, dataset.fingerprint, **options)
+    try:
+        study, created = prepare_study(storage, config, space, dataset.fingerprint, **options)
+    except optuna.exceptions.DuplicatedStudyError:  # another launcher (another container) created it first
+        time.sleep(2.0)
+        study, created = prepare_study(storage, config, space, dataset.fingerprint, **options)
     context = study.user_attrs.get("space_context", {})
     target = args.trials or space.n_trials(context) or DEFAULT_TRIALS
     print(f"{'created' if created else 'resuming'} study '{args.study}' (space {space.name} v{space.version}) "
@@ -272,12 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"documents, {dataset.n_labels} labels; target {target} finished trials", flush=True)
     embedding_matrix_for(dataset, config.embedding_dim)  # trained once here, cached for every worker
 
-    slots = gpus if gpus else [None] * args.workers
+    slots: list[str | None] = list(gpus) if gpus else [None] * workers
     children = []
     for i, gpu in enumerate(slots):
-        worker_argv = ["--study", args.study, "--storage", url, "--trials", str(target), "--worker-index", str(i)]
-        if gpu is not None:
-            worker_argv += ["--gpu", gpu]
+        worker_argv = ["--study", args.study, "--storage", url, "--trials", str(target), "--worker-index", str(i),
+                       "--heartbeat-interval", str(args.heartbeat_interval),
+                       "--grace-period", str(args.grace_period)]
+        worker_argv += ["--gpu", gpu] if gpu is not None else ["--cpu"]
         if args.timeout is not None:
             worker_argv += ["--timeout", str(args.timeout)]
         if args.backend:
@@ -308,9 +385,14 @@ def _run_children(children: list[_Child], args: argparse.Namespace, study, targe
         bar.n = min(count(), target)
         bar.refresh()
 
-    supervisor = Supervisor(children, args.max_restarts, on_tick=tick)
-    if study is not None:
-        supervisor.on_crash = lambda pid, code: _fail_orphans(study, {pid}, f"worker crashed (exit status {code})")
+    def on_crash(pid: int, code: int | None) -> None:
+        failed = _fail_orphans(study, {pid}, f"its worker (pid {pid}) crashed ({describe_exit(code)}); retried",
+                               retry=True)
+        if failed:
+            print(f"failed trial {', '.join(map(str, failed))} of the crashed worker; re-queued", file=sys.stderr,
+                  flush=True)
+
+    supervisor = Supervisor(children, args.max_restarts, on_tick=tick, on_crash=on_crash if study else None)
     try:
         code = supervisor.run()
     finally:

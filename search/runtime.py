@@ -1,7 +1,7 @@
 """Per-process set-up of a worker: which GPU, which Keras backend, and what to record about it.
 
 ``configure_process`` must run before the first ``import keras`` of the process; everything else here
-imports keras lazily.
+imports keras (or tensorflow) lazily, and ``process_identity`` not at all.
 """
 from __future__ import annotations
 
@@ -9,21 +9,82 @@ import os
 import platform
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
-__all__ = ["configure_process", "environment_record", "seed_everything", "is_out_of_memory"]
+__all__ = ["configure_process", "enable_memory_growth", "process_identity", "environment_record",
+           "seed_everything", "is_out_of_memory", "INHERIT_GPUS"]
+
+INHERIT_GPUS = "inherit"  # configure_process(gpu=INHERIT_GPUS): keep the CUDA_VISIBLE_DEVICES we were given
 
 
 def configure_process(gpu: str | None, backend: str | None = None) -> None:
-    """Pin this process to one GPU (``None``: CPU only) and choose the Keras backend, before keras loads."""
+    """Pin this process to one GPU, or to none, and choose the Keras backend, before keras loads.
+
+    ``gpu``: an id such as ``"0"`` (``CUDA_VISIBLE_DEVICES=0``: this process sees that GPU only, as its
+    GPU 0; two processes may be given the same id), ``None`` (CPU only: no GPU visible), or
+    :data:`INHERIT_GPUS` (leave ``CUDA_VISIBLE_DEVICES`` as the environment set it, e.g. in a container
+    that was given one GPU). ``backend``: the Keras backend, else ``$KERAS_BACKEND``, else tensorflow.
+    GPU memory is allocated as needed rather than all at once (TensorFlow memory growth, JAX without
+    preallocation), so several processes can share one GPU.
+    """
     if "keras" in sys.modules:
         raise RuntimeError("configure_process() must run before keras is imported")
-    os.environ["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
+    if gpu != INHERIT_GPUS:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
     if backend:
         os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # memory growth, so two trials can share a GPU
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the same for the JAX backend
+
+
+def enable_memory_growth() -> list[str]:
+    """TensorFlow backend: turn memory growth on for every visible GPU; return their names.
+
+    Must run before TensorFlow initialises its GPUs (before the first op). Other backends: ``[]`` (see
+    :func:`configure_process`). No GPU visible: ``[]``, and TensorFlow runs on the CPU.
+    """
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return []
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for device in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(device, True)
+        except (RuntimeError, ValueError):  # already initialised: TF_FORCE_GPU_ALLOW_GROWTH applied then
+            pass
+    return [device.name for device in gpus]
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def process_identity() -> dict[str, Any]:
+    """Where this process runs: host name, pid, and (Linux) boot id and PID namespace.
+
+    Two records with the same host, boot id and PID namespace name processes whose pids can be checked
+    from each other; that is how a dead worker's RUNNING trials are recognised (see ``search._orphans``).
+    """
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "boot_id": _read_text("/proc/sys/kernel/random/boot_id"),
+        "pid_namespace": _pid_namespace(),
+    }
 
 
 def environment_record() -> dict[str, Any]:
@@ -32,9 +93,9 @@ def environment_record() -> dict[str, Any]:
     import optuna
 
     record: dict[str, Any] = {
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
+        **process_identity(),
         "gpu": os.environ.get("CUDA_VISIBLE_DEVICES") or None,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "backend": keras.backend.backend(),
         "python": platform.python_version(),
         "keras": keras.__version__,
@@ -47,6 +108,8 @@ def environment_record() -> dict[str, Any]:
 
             record["tensorflow"] = tf.__version__
             record["devices"] = [d.name for d in tf.config.list_logical_devices() if d.device_type == "GPU"]
+            gpus = tf.config.list_physical_devices("GPU")
+            record["memory_growth"] = bool(gpus) and all(tf.config.experimental.get_memory_growth(g) for g in gpus)
         elif backend == "jax":
             import jax
 
@@ -59,6 +122,7 @@ def environment_record() -> dict[str, Any]:
             record["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     except Exception as exc:  # a record, never a reason to fail the trial
         record["devices_error"] = repr(exc)
+    record["device"] = record["devices"][0] if record.get("devices") else "CPU"
     return record
 
 
