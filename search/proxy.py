@@ -1,0 +1,106 @@
+"""Optuna's gRPC storage proxy in front of the study database: ``python -m search.proxy``.
+
+    python -m search.proxy --storage postgresql+psycopg://user:pw@db/optuna --host 0.0.0.0 --port 13000
+
+Workers then use ``--storage grpc://HOST:13000``. However many workers connect, the database sees only
+the proxy's connections (at most ``--threads``): the way past one database's connection limit.
+
+Optuna's heartbeats do not pass through the proxy, so trials run through it have none: a trial whose
+worker dies is failed and re-queued by that worker's launcher (it sees the worker exit), or by the next
+worker started on the same machine; one whose whole machine is lost stays RUNNING (see README).
+"""
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+from search._cli import CliParser, run_main
+from search.errors import StorageError
+
+__all__ = ["main", "build_parser", "DEFAULT_PORT", "DEFAULT_THREADS"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 13000
+DEFAULT_THREADS = 16  # concurrent requests served = database connections held (at most)
+
+
+def _port(text: str) -> int:
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {port}")
+    return port
+
+
+def build_parser() -> CliParser:
+    parser = CliParser(prog="python -m search.proxy", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--storage", metavar="URL", default=None,
+                        help="the study database: postgresql+psycopg://USER:PASSWORD@HOST/DB (or sqlite:///PATH.db, "
+                             "mysql+pymysql://...); default: $OPTUNA_STORAGE, else sqlite:///studies.db")
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0 in a container). The proxy has "
+                             "no authentication: expose it only to the workers' network")
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help=f"requests served at once, and database connections held at most "
+                             f"(default {DEFAULT_THREADS})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    from storage import create_storage, mask_url, resolve_storage_url
+
+    if args.threads < 1:
+        raise StorageError(f"got {args.threads}; expected at least 1", source="--threads")
+    url = resolve_storage_url(args.storage)
+    if url.startswith("grpc://"):
+        raise StorageError(f"got {url}; expected the database behind the proxy, not another proxy",
+                           source="--storage")
+    # No heartbeats here: clients of the proxy cannot send them (see the module docstring).
+    database = create_storage(url, heartbeat_interval=None, pool_size=args.threads, max_overflow=0)
+    storage = optuna.storages.get_storage(database)  # Optuna's in-process cache, as its documentation advises
+    _check_port_free(args.host, args.port)
+    print(f"gRPC storage proxy for {mask_url(url)} on {args.host}:{args.port} ({args.threads} threads); "
+          f"workers: --storage grpc://{'HOST' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}",
+          flush=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        try:
+            optuna.storages.run_grpc_proxy_server(storage, host=args.host, port=args.port,
+                                                  thread_pool=ThreadPoolExecutor(max_workers=args.threads))
+        except RuntimeError as exc:  # grpc cannot bind (e.g. the address is not local)
+            raise StorageError(f"cannot listen on {args.host}:{args.port}: {exc}", source="--host/--port") from exc
+        except KeyboardInterrupt:
+            print("proxy stopped", flush=True)
+            return 0
+    return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port in use with one line (grpc would share it with SO_REUSEPORT, or fail obscurely)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise StorageError(f"cannot listen on {host}:{port}: {reason}", source="--host/--port") from None
+
+
+if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # docker stop: a clean exit
+    raise SystemExit(run_main(main))
