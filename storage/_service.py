@@ -53,11 +53,9 @@ class OwnTrials:
             self._own_running = set()
         return self._own_running
 
-    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        trial_id = super().create_new_trial(study_id, template_trial)  # type: ignore[misc]
+    def _created(self, trial_id: int, template_trial: FrozenTrial | None) -> None:
         if template_trial is None or template_trial.state == TrialState.RUNNING:
             self._own().add(trial_id)
-        return trial_id
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
                                ) -> bool:
@@ -76,6 +74,11 @@ class OwnTrials:
 class ServiceGrpcStorageProxy(OwnTrials, GrpcStorageProxy):
     """:class:`optuna.storages.GrpcStorageProxy` that remembers its own running trials."""
 
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        self._created(trial_id, template_trial)
+        return trial_id
+
 
 class ServiceRDBStorage(OwnTrials, RDBStorage):
     """:class:`optuna.storages.RDBStorage` with SQLite ``BEGIN IMMEDIATE``, resilient heartbeats, and its
@@ -88,6 +91,12 @@ class ServiceRDBStorage(OwnTrials, RDBStorage):
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)  # re-creates the engine: its event listeners must be added again
         self._install_transaction_mode()
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        # Optuna's cached storage (what a study uses) calls this, not create_new_trial.
+        frozen = super()._create_new_trial(study_id, template_trial)
+        self._created(frozen._trial_id, template_trial)
+        return frozen
 
     def _install_transaction_mode(self) -> None:
         if self.engine.dialect.name == "sqlite" and not event.contains(self.engine, "begin", _begin_immediate):
