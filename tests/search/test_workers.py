@@ -1,0 +1,216 @@
+"""Several workers on one machine, SQLite: the launcher's supervision, GPU pinning, and the store's
+correctness under concurrent processes.
+
+Launcher tests run the real CLI with real (tiny) trials; the SQLite concurrency tests use cheap workers on
+the real worker loop (tests/workerhelpers.py).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from clihelpers import REPO, assert_one_line_error, run_cli
+from search import runtime
+from search.launch import describe_exit
+from storage import create_storage
+from workerhelpers import assert_consistent, child_env, finish, process_gone, start_cheap_worker, wait_until
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+TINY = ["--limit", "64", "--max-len", "16", "--vocab-size", "800", "--epochs", "2", "--no-progress"]
+
+
+def _study(db: Path, name: str = "attn") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+
+
+def _worker_pid_of_running_trial(db: Path, exclude: set[int] = frozenset()) -> tuple[int, int] | None:
+    for trial in _study(db).get_trials(states=(TrialState.RUNNING,)):
+        pid = trial.user_attrs.get("worker", {}).get("pid")
+        if pid is not None and trial.number not in exclude:
+            return trial.number, pid
+    return None
+
+
+def test_gpus_0_0_runs_two_workers_pinned_to_gpu_0(tmp_path: Path) -> None:
+    """Two workers on "GPU 0" of a machine without a GPU: each is pinned (CUDA_VISIBLE_DEVICES=0), says
+    it falls back to the CPU, records its GPU on every trial, and the study finishes on SQLite."""
+    result = run_cli("search.launch", "--study", "attn", "--trials", "2", "--gpus", "0,0", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for index in (0, 1):  # both workers started, each on its "GPU 0"
+        assert f"[worker {index} gpu 0] GPU 0 requested but TensorFlow sees no GPU" in result.stdout
+    study = _study(tmp_path / "studies.db")
+    trials = study.get_trials()
+    assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) >= 2
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    pids = set()
+    for trial in trials:
+        worker = trial.user_attrs["worker"]
+        assert worker["gpu"] == "0" and worker["cuda_visible_devices"] == "0"
+        assert worker["devices"] == [] and worker["device"] == "CPU" and worker["memory_growth"] is False
+        assert worker["host"] and worker["backend"] == "tensorflow"
+        pids.add(worker["pid"])
+    assert 1 <= len(pids) <= 2
+
+
+def test_crashed_worker_is_restarted_its_trial_retried_then_sigterm_stops_all(tmp_path: Path) -> None:
+    """--workers 2: SIGKILL one worker mid-trial -> reported, restarted, its trial failed with the reason
+    and re-queued, and the retry runs; then SIGTERM to the launcher stops every worker, nothing RUNNING."""
+    db = tmp_path / "studies.db"
+    argv = [sys.executable, "-m", "search.launch", "--study", "attn", "--trials", "40", "--workers", "2", *TINY]
+    launcher = subprocess.Popen(argv, cwd=tmp_path, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        number, pid = wait_until(lambda: _worker_pid_of_running_trial(db), 180, "a running trial")
+        os.kill(pid, signal.SIGKILL)
+
+        def retry_started():
+            for trial in _study(db).get_trials():
+                if RetryHeartbeatStaleTrialCallback.retried_trial_number(trial) == number and \
+                        trial.state != TrialState.WAITING:
+                    return trial
+            return None
+
+        retry = wait_until(retry_started, 180, "the retry of the killed trial to start")
+        launcher.send_signal(signal.SIGTERM)
+        out, err = launcher.communicate(timeout=180)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 130, err[-3000:]
+    assert f"(pid {pid}) crashed (killed by SIGKILL); restart 1/3" in err
+    assert "stopping workers (SIGTERM" in err
+    # No traceback, but the one Python prints when the interrupt lands in a __del__ or weakref callback,
+    # where it cannot be raised ("Exception ignored in": the worker interrupts itself again, see worker.py).
+    assert err.count("Traceback") == err.count("Exception ignored in")
+    study = _study(db)
+    killed = study.trials[number]
+    assert killed.state == TrialState.FAIL
+    assert killed.user_attrs["failure_reason"] == f"its worker (pid {pid}) crashed (killed by SIGKILL); retried"
+    assert killed.params.items() <= retry.params.items()  # killed while sampling: the retry samples the rest
+    assert retry.state == TrialState.FAIL or "failure_reason" not in retry.user_attrs  # not inherited
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    reasons = {t.number: t.user_attrs.get("failure_reason") for t in study.get_trials(states=(TrialState.FAIL,))}
+    assert all(reasons.values()), reasons
+    worker_pids = {t.user_attrs["worker"]["pid"] for t in study.trials if "worker" in t.user_attrs}
+    assert len(worker_pids) >= 2
+    assert [p for p in worker_pids if not process_gone(p)] == []
+
+
+def test_sqlite_four_workers_none_lost_duplicated_or_stuck(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name="cheap", storage=create_storage(url, heartbeat_interval=None))
+    results = finish([start_cheap_worker(url, "cheap", target=100) for _ in range(4)])
+    assert_consistent(study, results, target=100)
+    assert not any("database is locked" in r.stderr for r in results)
+
+
+POP_WAITING = """
+import json, sys
+import optuna
+from storage import create_storage
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+study = optuna.load_study(study_name=sys.argv[2], storage=create_storage(sys.argv[1]))
+popped = []
+while (trial_id := study._pop_waiting_trial_id()) is not None:
+    popped.append(trial_id)
+print(json.dumps(popped))
+"""
+
+
+def test_sqlite_enqueued_trials_are_each_taken_by_one_worker(tmp_path: Path) -> None:
+    """Four processes take enqueued (or retried) trials at once: each trial goes to exactly one of them.
+    (Without BEGIN IMMEDIATE, SQLite let two processes both take the same WAITING trial.)"""
+    import json
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name="queue", storage=create_storage(url))
+    for x in range(200):
+        study.enqueue_trial({"x": x}, skip_if_exists=False)
+    workers = [subprocess.Popen([sys.executable, "-c", POP_WAITING, url, "queue"], env=child_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    popped = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err[-2000:]
+        popped += json.loads(out)
+    assert len(popped) == 200 and len(set(popped)) == 200
+
+
+def test_configure_process_pins_one_gpu_or_none_before_keras() -> None:
+    code = """
+import os, sys
+from search.runtime import INHERIT_GPUS, configure_process
+os.environ["CUDA_VISIBLE_DEVICES"] = "3"
+mode = sys.argv[1]
+configure_process({"gpu": "1", "cpu": None, "inherit": INHERIT_GPUS}[mode], "jax" if mode == "cpu" else None)
+print(repr(os.environ["CUDA_VISIBLE_DEVICES"]), os.environ["KERAS_BACKEND"], os.environ["TF_FORCE_GPU_ALLOW_GROWTH"],
+      "keras" in sys.modules)
+if mode == "gpu":
+    import keras
+    try:
+        configure_process("0")
+    except RuntimeError as exc:
+        print("refused")
+"""
+    env = child_env()
+    env.pop("KERAS_BACKEND", None)
+    seen = {}
+    for mode in ("gpu", "cpu", "inherit"):
+        proc = subprocess.run([sys.executable, "-c", code, mode], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        seen[mode] = proc.stdout.split("\n")[:2]
+    assert seen["gpu"] == ["'1' tensorflow true False", "refused"]
+    assert seen["cpu"][0] == "'' jax true False"
+    assert seen["inherit"][0] == "'3' tensorflow true False"
+
+
+def test_memory_growth_is_enabled_on_every_visible_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorflow as tf
+
+    gpus = [SimpleNamespace(name="/physical_device:GPU:0"), SimpleNamespace(name="/physical_device:GPU:1")]
+    grown = []
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda device, on: grown.append((device.name, on)))
+    assert runtime.enable_memory_growth() == ["/physical_device:GPU:0", "/physical_device:GPU:1"]
+    assert grown == [("/physical_device:GPU:0", True), ("/physical_device:GPU:1", True)]
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert runtime.enable_memory_growth() == []
+
+
+def test_describe_exit() -> None:
+    assert describe_exit(-9) == "killed by SIGKILL"
+    assert describe_exit(1) == "exit status 1"
+    assert describe_exit(-99) == "killed by signal 99"
+
+
+def test_bad_worker_flags_are_one_line_errors_and_write_nothing(tmp_path: Path) -> None:
+    cases = [
+        ("search.launch", ["--study", "attn", "--gpus", "0,1", "--workers", "2"], "--workers: got --gpus 0,1 and"),
+        ("search.launch", ["--study", "attn", "--workers", "0"], "--workers: got 0; expected at least 1"),
+        ("search.launch", ["--study", "attn", "--max-restarts", "-1"], "--max-restarts"),
+        ("search.launch", ["--study", "attn", "--heartbeat-interval", "10", "--grace-period", "5"], "grace_period"),
+        ("search.launch", ["--study", "attn", "--workers", "two"], "--workers: invalid int value"),
+        ("search.worker", ["--study", "attn", "--gpu", "x"], "--gpu: got 'x'; expected one GPU id"),
+        ("search.worker", ["--study", "attn", "--gpu", "0", "--cpu"], "not allowed with argument"),
+        ("search.worker", ["--study", "attn", "--trials", "0"], "--trials: got 0"),
+        ("search.worker", ["--study", "nope", "--cpu"], "study 'nope': no such study"),
+    ]
+    for module, argv, needle in cases:
+        extra = TINY if module == "search.launch" else []
+        result = run_cli(module, *argv, *extra, cwd=tmp_path)
+        assert_one_line_error(result, needle)
+    db = tmp_path / "studies.db"
+    assert not db.exists() or not optuna.get_all_study_names(storage=f"sqlite:///{db}")
