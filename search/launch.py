@@ -13,7 +13,6 @@ import argparse
 import multiprocessing as mp
 import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field

@@ -26,9 +26,12 @@ __all__ = ["run_worker", "run_trials", "open_storage", "replay_trial", "main", "
            "MAX_STORAGE_ERRORS"]
 
 MAX_FAILURES_FACTOR = 2  # a worker stops once failed trials exceed this many times the target
-# One worker process holds at most two connections at once: its trial's and Optuna's heartbeat thread's.
-WORKER_POOL_SIZE = 2
-WORKER_MAX_OVERFLOW = 2  # slack for a burst; overflow connections are closed, not kept
+# A worker keeps one database connection. Its trial's storage calls and Optuna's heartbeat thread (one
+# write a minute) rarely overlap: when they do, or while the storage starts up, an overflow connection
+# is opened and closed again, never kept. So N workers hold about N connections, not 2N (or 15N: the
+# SQLAlchemy default is a pool of 5 + 10 overflow).
+WORKER_POOL_SIZE = 1
+WORKER_MAX_OVERFLOW = 2
 DEFAULT_HEARTBEAT_INTERVAL = 60  # seconds between heartbeats of a running trial
 DEFAULT_GRACE_PERIOD = 180  # seconds without a heartbeat after which a trial is failed and retried
 MAX_STORAGE_ERRORS = 5  # storage errors in a row (no trial finished between them) before the worker gives up

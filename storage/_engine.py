@@ -9,8 +9,8 @@
   processes never run one enqueued trial twice.
 * PostgreSQL / MySQL: ``pool_pre_ping`` so a connection dropped by the server while a long trial ran
   is replaced, and a connect timeout so an unreachable server fails in seconds. ``pool_size`` and
-  ``max_overflow`` size the connection pool: a worker process needs two connections (its trial and
-  Optuna's heartbeat thread), far fewer than SQLAlchemy's default of 5 + 10.
+  ``max_overflow`` size the connection pool: a worker process keeps one connection (its trial's calls
+  and Optuna's heartbeat thread rarely overlap), far fewer than SQLAlchemy's default of 5 + 10.
 * Heartbeats on, with Optuna's :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` so that a
   trial whose worker died is failed and re-queued (Optuna 5 name of ``RetryFailedTrialCallback``).
 * ``grpc://HOST:PORT``: Optuna's :class:`~optuna.storages.GrpcStorageProxy`; heartbeats then belong

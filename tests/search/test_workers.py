@@ -18,7 +18,7 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from clihelpers import REPO, assert_one_line_error, run_cli
+from clihelpers import assert_one_line_error, run_cli
 from search import runtime
 from search.launch import describe_exit
 from storage import create_storage
