@@ -456,7 +456,8 @@ def _trials(args: argparse.Namespace, rows: list[dict[str, Any]], tmp: Path) -> 
         results.append({"trials_per_gpu": procs, "trial_s": trial_s, "per_hour": per_hour, "wall_s": wall})
     if results:
         base = results[0]["per_hour"]
-        print("| trials at once on the GPU | seconds per trial | trials per hour | vs one at a time |\n|---|---|---|---|")
+        print("| trials at once on the GPU | seconds per trial | trials per hour | vs one at a time |")
+        print("|---|---|---|---|")
         for r in results:
             print(f"| {r['trials_per_gpu']} | {statistics.mean(r['trial_s']):.2f} | {r['per_hour']:.0f} | "
                   f"{r['per_hour'] / base:.2f}x |")

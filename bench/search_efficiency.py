@@ -19,9 +19,11 @@ hypermodel's ``fit``; the epoch that spends the budget ends the search), ``--rep
 0, 1, 2, ... Each (repeat, contender) runs in its own process, interleaved repeat by repeat so machine
 load falls on every contender alike; keras-tuner's working directories live in a temporary folder.
 
-Printed per contender: best validation micro-F1 (mean and range over repeats), epochs spent until the
-best-so-far came within 0.005 of the overall best (any contender, any repeat), wall time, trials; then
-each as a ratio to keras-tuner Hyperband. ``--json`` writes every run's epoch-by-epoch timeline.
+Printed per contender: best validation micro-F1 (mean and range over repeats); the best-so-far after a
+quarter and half of the budget (anytime performance); epochs spent until the best-so-far came within
+0.005 of the overall best (any contender, any repeat; with how many repeats got there); wall time;
+trials; then each as a ratio to keras-tuner Hyperband.
+``--json`` writes every run's epoch-by-epoch timeline; ``--table-from`` re-prints the tables from it.
 """
 from __future__ import annotations
 
@@ -208,6 +210,7 @@ def child(args: argparse.Namespace) -> None:
 
 
 def _epochs_to(timeline: Sequence[Sequence[float]], target: float) -> int | None:
+    """Epochs spent when the best-so-far first reached ``target`` (None: never)."""
     best = -math.inf
     for spent, value, _ in timeline:
         if math.isfinite(value):
@@ -217,13 +220,22 @@ def _epochs_to(timeline: Sequence[Sequence[float]], target: float) -> int | None
     return None
 
 
+def _best_at(timeline: Sequence[Sequence[float]], epochs: int) -> float:
+    """Best-so-far after ``epochs`` training epochs (anytime performance)."""
+    values = [v for spent, v, _ in timeline if spent <= epochs and math.isfinite(v)]
+    return max(values) if values else float("nan")
+
+
 def _fmt_range(values: Sequence[float], digits: int = 4) -> str:
     return f"{statistics.mean(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
 
 
 def table(results: list[dict[str, Any]], contenders: Sequence[str]) -> str:
+    """The comparison: per contender over its repeats, then each as a ratio to keras-tuner Hyperband."""
     overall = max(r["best"] for r in results)
     target = overall - WITHIN
+    budget = max(r["epochs"] for r in results)
+    quarter, half = max(1, budget // 4), max(1, budget // 2)
     rows: dict[str, dict[str, Any]] = {}
     for name in contenders:
         runs = [r for r in results if r["contender"] == name]
@@ -231,31 +243,36 @@ def table(results: list[dict[str, Any]], contenders: Sequence[str]) -> str:
             continue
         reached = [e for e in (_epochs_to(r["timeline"], target) for r in runs) if e is not None]
         rows[name] = {"best": [r["best"] for r in runs], "reached": reached, "n": len(runs),
+                      "quarter": [_best_at(r["timeline"], quarter) for r in runs],
+                      "half": [_best_at(r["timeline"], half) for r in runs],
                       "wall": [r["wall_s"] for r in runs], "trials": [r["trials"] for r in runs],
                       "epochs": [r["epochs"] for r in runs]}
-    lines = [f"overall best validation micro-F1 (tuned): {overall:.4f}; target = overall best - {WITHIN} = "
-             f"{target:.4f}", "",
-             "| contender | best val micro-F1, mean [min, max] | epochs to target, mean (reached) | wall s, mean "
-             "[min, max] | trials, mean | epochs spent |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"overall best validation micro-F1 (tuned), any contender and repeat: {overall:.4f}; target = overall "
+             f"best - {WITHIN} = {target:.4f}", "",
+             f"| contender | best val micro-F1, mean [min, max] | best after {quarter} epochs | best after {half} "
+             f"epochs | epochs to target, mean (repeats that reached it) | wall s, mean [min, max] | trials, mean | "
+             "epochs spent |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         reach = f"{statistics.mean(row['reached']):.1f} ({len(row['reached'])}/{row['n']})" if row["reached"] \
             else f"not reached (0/{row['n']})"
-        lines.append(f"| {name} | {_fmt_range(row['best'])} | {reach} | {_fmt_range(row['wall'], 0)} | "
-                     f"{statistics.mean(row['trials']):.1f} | {statistics.mean(row['epochs']):.0f} |")
+        lines.append(f"| {name} | {_fmt_range(row['best'])} | {statistics.mean(row['quarter']):.4f} | "
+                     f"{statistics.mean(row['half']):.4f} | {reach} | "
+                     f"{_fmt_range(row['wall'], 0)} | {statistics.mean(row['trials']):.1f} | "
+                     f"{statistics.mean(row['epochs']):.0f} |")
     ref = rows.get(REFERENCE)
     if ref:
-        lines += ["", f"ratios to {REFERENCE} (mean / mean; epochs to target: fewer is better, over the repeats "
-                      "that reached it; wall: shorter is better)", "",
-                  "| contender | best val micro-F1 | epochs to target | wall time |", "|---|---|---|---|"]
+        lines += ["", f"ratios to {REFERENCE} (mean / mean). Micro-F1: higher is better; epochs and wall time: "
+                      "lower is better; epochs to target only where both reached it", "",
+                  f"| contender | best val micro-F1 | best after {half} epochs | epochs to target | wall time |",
+                  "|---|---|---|---|---|"]
+
+        def ratio(a: Sequence[float], b: Sequence[float], digits: int = 2) -> str:
+            return f"{statistics.mean(a) / statistics.mean(b):.{digits}f}x" if a and b else "n/a"
+
         for name, row in rows.items():
-            f1 = statistics.mean(row["best"]) / statistics.mean(ref["best"])
-            if row["reached"] and ref["reached"]:
-                ep = f"{statistics.mean(row['reached']) / statistics.mean(ref['reached']):.2f}x"
-            else:
-                ep = "n/a"
-            wall = statistics.mean(row["wall"]) / statistics.mean(ref["wall"])
-            lines.append(f"| {name} | {f1:.3f}x | {ep} | {wall:.2f}x |")
+            lines.append(f"| {name} | {ratio(row['best'], ref['best'], 3)} | {ratio(row['half'], ref['half'], 3)} | "
+                         f"{ratio(row['reached'], ref['reached'])} | {ratio(row['wall'], ref['wall'])} |")
     return "\n".join(lines)
 
 
@@ -314,7 +331,8 @@ def parent(args: argparse.Namespace) -> int:
                 result = json.loads(out.read_text())
                 results.append(result)
                 print(f"  seed {seed} {name:18s} best {result['best']:.4f}  trials {result['trials']:3d}  epochs "
-                      f"{result['epochs']}  wall {result['wall_s']:.0f}s  (elapsed {time.perf_counter() - started:.0f}s)",
+                      f"{result['epochs']}  wall {result['wall_s']:.0f}s  "
+                      f"(elapsed {time.perf_counter() - started:.0f}s)",
                       flush=True)
     print(f"\ntotal wall time {time.perf_counter() - started:.0f}s; load average at the end "
           f"{' / '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
@@ -336,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=10000, help="vocabulary size")
     p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), help="which contenders")
     p.add_argument("--json", default=None, help="also write every run's timeline here")
+    p.add_argument("--table-from", default=None, metavar="JSON", help="only print the tables of an earlier --json")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--result", default=None, help=argparse.SUPPRESS)
@@ -344,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.table_from:  # re-print the tables of an earlier run's --json
+        saved = json.loads(Path(args.table_from).read_text())
+        print(f"command: {saved['command']}\nmachine: {saved['machine']}\n")
+        print(table(saved["results"], [c for c in CONTENDERS if any(r["contender"] == c for r in saved["results"])]))
+        return 0
     if args.child:
         child(args)
         return 0

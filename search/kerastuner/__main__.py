@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=12, help="finished (complete or pruned) trials to reach")
     p.add_argument("--timeout", type=float, default=None, help="stop starting new trials after this many seconds")
     p.add_argument("--epochs", type=int, default=RunConfig.epochs, help="maximum epochs per trial")
-    p.add_argument("--limit", type=int, default=RunConfig.limit, help="use only the first N training documents (0: all)")
+    p.add_argument("--limit", type=int, default=RunConfig.limit,
+                   help="use only the first N training documents (0: all)")
     p.add_argument("--max-len", type=int, default=RunConfig.max_len, help="tokens per document")
     p.add_argument("--vocab-size", type=int, default=RunConfig.vocab_size, help="vocabulary size")
     p.add_argument("--pruner", choices=PRUNERS, default=RunConfig.pruner, help="pruner")

@@ -48,7 +48,7 @@ def test_table_ratios_and_epochs_to_target(bench) -> None:
     assert bench._epochs_to(results[0]["timeline"], 0.595) == 3
     assert bench._epochs_to(results[3]["timeline"], 0.595) is None
     text = bench.table(results, ["service", "kt-hyperband"])
-    assert "overall best validation micro-F1 (tuned): 0.6000" in text
-    assert "| service | 0.6000 [0.6000, 0.6000] | 2.0 (2/2) | 15 [10, 20] |" in text
-    assert "| kt-hyperband | 0.4400 [0.3000, 0.5800] | not reached (0/2) |" in text
-    assert "| service | 1.364x | n/a | 0.50x |" in text
+    assert "any contender and repeat: 0.6000; target = overall best - 0.005 = 0.5950" in text
+    assert "| service | 0.6000 [0.6000, 0.6000] | 0.3500 | 0.3500 | 2.0 (2/2) | 15 [10, 20] |" in text
+    assert "| kt-hyperband | 0.4400 [0.3000, 0.5800] | 0.2000 | 0.2000 | not reached (0/2) |" in text
+    assert "| service | 1.364x | 1.750x | n/a | 0.50x |" in text  # best, best after 1 epoch, -, wall
