@@ -23,7 +23,8 @@ def _effect(row: AblationRow) -> str:
     if d.low > 0:
         return f"`{row.position}` attention adds {_size(d.estimate)} points test micro-F1 (95% CI {ci_points(d)})"
     if d.high < 0:
-        return f"`{row.position}` attention costs {_size(d.estimate)} points (95% CI {ci_points(d)})"
+        return (f"`{row.position}` attention costs {_size(d.estimate)} points (difference {points(d.estimate)}, "
+                f"95% CI {ci_points(d)})")
     return f"`{row.position}` {points(d.estimate)} points (95% CI {ci_points(d)})"
 
 

@@ -120,7 +120,7 @@ def test_verdict_matches_the_table(report: Report) -> None:
         if "adds" in said.group(0):
             assert float(diff) > 0 and float(interval[1:].split(",")[0]) > 0
         if "costs" in said.group(0):
-            assert float(diff) < 0
+            assert float(diff) < 0 and f"(difference {diff}, 95% CI {interval})" in said.group(0)
     assert "`pooled` attention attends over a single step" in verdict
     deep = re.search(r"Best deep model minus TF-IDF, test micro-F1: ([+-]\d+\.\d) (\[[^\]]+\])", text).groups()
     assert f"{deep[0]} points for the deep model (95% CI {deep[1]})" in verdict

@@ -86,7 +86,7 @@ def test_verdict_from_the_ablation() -> None:
     text = verdict(_Best(), _Baseline(), Interval(0.05, 0.04, 0.06, 1), ablation, None, "attn")
     assert "Attention helps in the equal-budget ablation `ablation` (3 replicate seeds, 4489 test documents" in text
     assert "`label` attention adds 2.1 points test micro-F1 (95% CI [1.2, 3.0])" in text
-    assert "Elsewhere it hurts: `embedding` attention costs 2.0 points (95% CI [-3.0, -1.0])" in text
+    assert "Elsewhere it hurts: `embedding` attention costs 2.0 points (difference -2.0, 95% CI [-3.0, -1.0])" in text
     assert "For `rnn` +0.3 points (95% CI [-0.4, 1.0]) and `conv` +0.1 points (95% CI [-0.3, 0.5]) the interval " \
            "contains 0" in text
     assert "`pooled` attention attends over a single step, so it is an identity" in text
