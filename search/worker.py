@@ -46,7 +46,7 @@ def _log(message: str) -> None:
 
 def open_storage(url: str, *, heartbeat_interval: int | None = DEFAULT_HEARTBEAT_INTERVAL,
                  grace_period: int | None = DEFAULT_GRACE_PERIOD, attempts: int = OPEN_ATTEMPTS):
-    """The storage of one worker process: heartbeats with retry, a two-connection pool, pre-ping.
+    """The storage of one worker process: heartbeats with retry, a one-connection pool, pre-ping.
 
     A database that cannot be reached (the driver's connection error) is tried ``attempts`` times over a
     few seconds before the :class:`~search.errors.StorageError` is raised: a worker (re)started while the
