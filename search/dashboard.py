@@ -13,9 +13,9 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
-from search._cli import run_main
+
+from search._cli import CliParser, run_main
 from search.errors import InputError, StorageError
 from storage import (
     DEFAULT_STORAGE_URL,
@@ -35,13 +35,6 @@ DEFAULT_PORT = 8080
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors become the project's one-line ``error: ...`` (exit status 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise InputError(f"{message} (see --help)", source=PROG)
-
-
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -53,7 +46,7 @@ def _port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = CliParser(
         prog=PROG,
         description="Serve optuna-dashboard on the study store (storage URL and artifact folder as the "
         "workers use them).",

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from search._cli import run_main
+from search._cli import CliParser, run_main
 from search.errors import InputError, ModelConfigError
 from search.model._memory import check_attention_memory
 from search.model._params import InputShapes, check_shapes, parse_param_value, resolve_params
@@ -30,16 +30,9 @@ __all__ = ["main"]
 _SEED_SHAPES = {"seq_len": 3000, "vocab": 50_000, "labels": 50, "embedding_dim": 100}
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is an InputError (one line, exit 2) like every other bad input."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(message, source=self.prog)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m search.model", description="Keras model factory tools.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = CliParser(prog="python -m search.model", description="Keras model factory tools.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=CliParser)
     describe = commands.add_parser(
         "describe", help="build a model without training and print its summary, parameters and diagnostics"
     )

@@ -5,21 +5,13 @@ import argparse
 import os
 import shlex
 import sys
-from typing import NoReturn, Sequence
+from typing import Sequence
 
-from search._cli import run_main
-from search.errors import InputError
+from search._cli import CliParser, run_main
 
 __all__ = ["build_parser", "main"]
 
 PROG = "python -m search.report"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors become the project's one-line ``error: ...`` (exit status 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise InputError(f"{message} (see --help)", source=PROG)
 
 
 def _positive(text: str) -> int:
@@ -33,7 +25,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Evaluate a finished study on the test split: the best trial, a TF-IDF "
+    p = CliParser(prog=PROG, description="Evaluate a finished study on the test split: the best trial, a TF-IDF "
                 "reference, the attention ablation with confidence intervals, plots and a verdict, written as "
                 "markdown + PNGs and printed as a table.")
     p.add_argument("--study", required=True, help="the study to report on (e.g. attn)")
