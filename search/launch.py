@@ -57,9 +57,19 @@ def _parse_fixed(items: Sequence[str]) -> dict[str, Any]:
     return fixed
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default unless its help already says it, or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = CliParser(prog="python -m search.launch", description=__doc__.split("\n\n")[0],
-                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                  formatter_class=_HelpFormatter)
     p.add_argument("--study", required=True, help="study name; also the space unless --space is given "
                    "(attn, baseline, seed, ablation)")
     p.add_argument("--space", default=None, help="search space (default: the study name)")
@@ -74,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use only the first N training documents (0: all)")
     p.add_argument("--max-len", type=int, default=RunConfig.max_len, help="tokens per document")
     p.add_argument("--vocab-size", type=int, default=RunConfig.vocab_size, help="vocabulary size")
-    p.add_argument("--pruner", choices=PRUNERS, default=RunConfig.pruner, help="pruner")
+    p.add_argument("--pruner", choices=PRUNERS, default=None,
+                   help=f"pruner (default: {RunConfig.pruner}; none for the ablation study, whose comparison "
+                        "needs every trial's full budget)")
     p.add_argument("--sampler", choices=SAMPLERS, default=RunConfig.sampler, help="sampler")
     p.add_argument("--seed", type=int, default=RunConfig.seed, help="base seed (trial seed = seed + trial number)")
     p.add_argument("--from-study", default=None, help="ablation: the study whose best trial fixes the parameters")
@@ -312,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise StudyConfigError(f"got {args.trials}; expected at least 1", source="--trials")
     config = RunConfig(study=args.study, space=space.name, data=args.data, vocab_size=args.vocab_size,
                        max_len=args.max_len, limit=args.limit or None, epochs=args.epochs, seed=args.seed,
-                       pruner=args.pruner, sampler=args.sampler, memory_budget=int(args.memory_budget_gb * 1024**3),
+                       pruner=args.pruner or ("none" if space.name == "ablation" else RunConfig.pruner), sampler=args.sampler, memory_budget=int(args.memory_budget_gb * 1024**3),
                        save_models=not args.no_save_models, fixed=_parse_fixed(args.set))
     url = resolve_storage_url(args.storage)
     dataset = load_dataset(config.data, config.data_settings())  # validates the data before the store is touched
