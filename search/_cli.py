@@ -7,7 +7,7 @@ from typing import Callable, NoReturn, Sequence
 
 from search.errors import InputError
 
-__all__ = ["run_main", "CliParser"]
+__all__ = ["run_main", "CliParser", "port_number"]
 
 
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
@@ -28,3 +28,14 @@ class CliParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise InputError(f"{message} (see --help)", source=self.prog)
+
+
+def port_number(text: str) -> int:
+    """argparse ``type=`` for a TCP port."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {port}")
+    return port

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 
-from search._cli import CliParser, run_main
+from search._cli import CliParser, port_number, run_main
 from search.errors import InputError, StorageError
 from storage import (
     DEFAULT_STORAGE_URL,
@@ -33,16 +33,6 @@ PROG = "python -m search.dashboard"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {port}")
-    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dashboard, which has no authentication, to the network)",
     )
     parser.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, help=f"port to listen on (default: {DEFAULT_PORT})"
+        "--port", type=port_number, default=DEFAULT_PORT, help=f"port to listen on (default: {DEFAULT_PORT})"
     )
     parser.add_argument(
         "--artifacts",

@@ -15,7 +15,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from search._cli import CliParser, run_main
+from search._cli import CliParser, port_number, run_main
 from search.errors import StorageError
 
 __all__ = ["main", "build_parser", "DEFAULT_PORT", "DEFAULT_THREADS"]
@@ -23,18 +23,6 @@ __all__ = ["main", "build_parser", "DEFAULT_PORT", "DEFAULT_THREADS"]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 13000
 DEFAULT_THREADS = 16  # concurrent requests served = database connections held (at most)
-
-
-def _port(text: str) -> int:
-    import argparse
-
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {port}")
-    return port
 
 
 def build_parser() -> CliParser:
@@ -45,7 +33,7 @@ def build_parser() -> CliParser:
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0 in a container). The proxy has "
                              "no authentication: expose it only to the workers' network")
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                         help=f"requests served at once, and database connections held at most "
                              f"(default {DEFAULT_THREADS})")

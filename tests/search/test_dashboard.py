@@ -5,9 +5,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +12,7 @@ from typing import TYPE_CHECKING
 import optuna
 import pytest
 
+from browserhelpers import child_env, chromium, running_dashboard
 from search._cli import run_main
 from search.dashboard import main
 from storage import artifact_store_for, create_storage
@@ -22,25 +20,9 @@ from storage import artifact_store_for, create_storage
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 STUDY = "dashboard-demo"
 ARTIFACT = "validation_curve.png"
 N_TRIALS = 6
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env.pop("OPTUNA_STORAGE", None)
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _make_study(folder: Path) -> str:
@@ -79,74 +61,14 @@ def _make_study(folder: Path) -> str:
 @pytest.fixture
 def dashboard(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``(base URL, stdout file)`` of ``python -m search.dashboard`` serving a small study."""
-    url = _make_study(tmp_path)
-    port = _free_port()
-    out, err = tmp_path / "dashboard.out", tmp_path / "dashboard.err"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "search.dashboard", "--storage", url, "--port", str(port)],
-            cwd=tmp_path,
-            env=_child_env(),
-            stdout=stdout,
-            stderr=stderr,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"dashboard exited with {process.returncode}: {err.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/studies", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"dashboard did not answer within 30 s: {err.read_text()}")
-            time.sleep(0.2)
-        yield base, out
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    with running_dashboard(_make_study(tmp_path), tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
 def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriver]:
-    """Headless Debian Chromium through Selenium; skip (fail under CI=true) when it is not installed."""
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        reason = f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must install them (scripts/test.sh does)")
-        pytest.skip(f"{reason}: apt-get install -y chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(argument)
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a browser or driver
-    chrome = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium(tmp_path / "chromium-profile", monkeypatch) as chrome:
         yield chrome
-    finally:
-        chrome.quit()
 
 
 def _save(driver: WebDriver, name: str, folder: Path) -> Path:
@@ -254,7 +176,7 @@ def test_port_in_use_is_one_line_exit_2(tmp_path: Path) -> None:
         port = blocker.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "search.dashboard", "--storage", url, "--port", str(port)],
-            env=_child_env(),
+            env=child_env(),
             capture_output=True,
             text=True,
             timeout=60,

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-import sqlalchemy
 
-from storage import create_storage, mask_url
+from storage import create_storage
+from workerhelpers import postgres_url_or_skip
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -30,19 +29,7 @@ def child_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """``$SEARCH_TEST_POSTGRES_URL`` or the local server; unreachable: skip, or fail when CI=true."""
-    url = os.environ.get("SEARCH_TEST_POSTGRES_URL") or DEFAULT_TEST_POSTGRES_URL
-    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT 1"))
-    except Exception as exc:  # any reason the server cannot be used
-        reason = f"PostgreSQL at {mask_url(url)} is unreachable ({type(exc).__name__}); set SEARCH_TEST_POSTGRES_URL"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    finally:
-        engine.dispose()
-    return url
+    return postgres_url_or_skip()
 
 
 @pytest.fixture

@@ -4,12 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,20 +12,12 @@ import optuna
 import pytest
 from optuna.artifacts import get_all_artifact_meta
 
+from browserhelpers import chromium, running_dashboard
 from search.plots import ATTENTION_HEATMAP_PNG, LEARNING_CURVE_PNG
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_every_finished_trial_has_its_plots(studies: Path) -> None:
@@ -54,63 +40,14 @@ def test_every_finished_trial_has_its_plots(studies: Path) -> None:
 
 @pytest.fixture
 def dashboard(studies: Path, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", ""))
-                                                      if p))
-    env.pop("OPTUNA_STORAGE", None)
-    err = tmp_path / "dashboard.err"
-    with err.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "search.dashboard", "--storage",
-                                    f"sqlite:///{studies / 'studies.db'}", "--port", str(port)],
-                                   cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"dashboard exited with {process.returncode}: {err.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/studies", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"dashboard did not answer within 30 s: {err.read_text()}")
-            time.sleep(0.2)
+    with running_dashboard(f"sqlite:///{studies / 'studies.db'}", tmp_path) as (base, _):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture
 def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriver]:
-    """Headless Debian Chromium (as tests/search/test_dashboard.py); skip, or fail under CI=true, without it."""
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        reason = f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must install them (scripts/test.sh does)")
-        pytest.skip(f"{reason}: apt-get install -y chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--no-first-run", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(argument)
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a browser or driver
-    chrome = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium(tmp_path / "profile", monkeypatch) as chrome:
         yield chrome
-    finally:
-        chrome.quit()
 
 
 @pytest.mark.browser
