@@ -66,7 +66,6 @@ def test_what_is_refused(tmp_path: Path) -> None:
 
 
 def test_check_spec_in_a_child_process_keeps_this_one_light() -> None:
-    check_spec(f"{DOC}:MyHyperModel", in_process=False)
     with pytest.raises(StudyConfigError, match="has no attribute 'nope'"):
         check_spec(f"{DOC}:nope", in_process=False)
 
