@@ -106,7 +106,7 @@ def prepare_study(storage: optuna.storages.BaseStorage, config: RunConfig, space
 def open_study(storage: optuna.storages.BaseStorage, name: str, space: SearchSpace | None = None,
                worker_index: int = 0) -> tuple[optuna.Study, RunConfig, dict]:
     """Load a study made by the launcher with its sampler and pruner (for workers)."""
-    from spaces import get_space
+    from search.kerastuner import get_space  # the registered spaces, and "hypermodel:module:attr"
 
     if not study_exists(storage, name):
         raise StudyConfigError("no such study in the storage; expected a study started by search.launch",

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", required=True, help="study name; also the space unless --space is given "
                    "(attn, baseline, seed, ablation)")
     p.add_argument("--space", default=None, help="search space (default: the study name)")
+    p.add_argument("--hypermodel", default=None, metavar="MODULE:ATTR",
+                   help="run a keras-tuner HyperModel (subclass or instance) or build(hp) function as the study's "
+                        "space, e.g. mypkg.tuning:MyHyperModel or tuning.py:build_model (see search.kerastuner)")
+    p.add_argument("--fit", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --hypermodel: a fit argument as given to tuner.search(...), e.g. --fit batch_size=64")
     p.add_argument("--storage", default=None, help="storage URL (default: $OPTUNA_STORAGE, else sqlite:///studies.db)")
     p.add_argument("--data", default="debtags50", help="bundled dataset name or a .npz/.csv/.jsonl path")
     p.add_argument("--trials", type=int, default=None,
@@ -306,11 +311,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from search._study import count_trials, prepare_study
     from search.data import embedding_matrix_for, load_dataset
-    from spaces import get_space
+    from search.kerastuner import HyperModelSpace, get_space  # keras-free; get_space also knows "hypermodel:..."
     from storage import create_storage, mask_url, resolve_storage_url
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = get_space(args.space or args.study)
+    if args.hypermodel and args.space:
+        raise StudyConfigError(f"got --space {args.space} and --hypermodel {args.hypermodel}; expected one of them",
+                               source="--hypermodel")
+    if args.fit and not args.hypermodel:
+        raise StudyConfigError("is only for --hypermodel studies", source="--fit")
+    space = HyperModelSpace(args.hypermodel) if args.hypermodel else get_space(args.space or args.study)
+    hypermodel = isinstance(space, HyperModelSpace)
+    if hypermodel and args.sampler == "grid":
+        space.grid({})  # refused: a hypermodel's parameters exist only while build(hp) runs
     gpus = parse_gpus(args.gpus)
     if gpus is not None and args.workers is not None:
         raise StudyConfigError(f"got --gpus {args.gpus} and --workers {args.workers}; expected one of them "
@@ -337,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_children([_Child(0, gpus[0] if gpus else None, worker_argv)], args, None, None)
 
     options: dict[str, Any] = {}
+    if hypermodel:  # checked in a child process (this one never imports keras) before the store is written
+        options["fit_kwargs"] = _parse_fixed(args.fit)
     if space.name == "ablation":
         source = None
         if args.from_study:
@@ -357,7 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'created' if created else 'resuming'} study '{args.study}' (space {space.name} v{space.version}) "
           f"in {mask_url(url)}; data {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_valid)} valid "
           f"documents, {dataset.n_labels} labels; target {target} finished trials", flush=True)
-    embedding_matrix_for(dataset, config.embedding_dim)  # trained once here, cached for every worker
+    if not hypermodel:  # a hypermodel builds its own embedding
+        embedding_matrix_for(dataset, config.embedding_dim)  # trained once here, cached for every worker
 
     slots: list[str | None] = list(gpus) if gpus else [None] * workers
     children = []

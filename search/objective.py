@@ -204,10 +204,17 @@ class Objective:
             return
         from optuna.artifacts import upload_artifact
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, f"trial-{trial.number}.keras")
-            model.save(path)
-            artifact_id = upload_artifact(artifact_store=self.artifact_store, file_path=path, study_or_trial=trial)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, f"trial-{trial.number}.keras")
+                model.save(path)
+                artifact_id = upload_artifact(artifact_store=self.artifact_store, file_path=path,
+                                              study_or_trial=trial)
+        except Exception as exc:  # a model that cannot be saved keeps its score; the reason is recorded
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            trial.set_user_attr("model_save_error", reason)
+            self.log(f"trial {trial.number}: model not saved: {reason}")
+            return
         trial.set_user_attr("model_artifact_id", artifact_id)
 
     # --- issue 6 hook: per-trial plots and the best trial's note (search.plots, search.notes) ---

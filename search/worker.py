@@ -222,13 +222,14 @@ def _setup(storage_url: str, study_name: str, gpu: str | None, backend: str | No
         log(f"GPU {gpu} requested but TensorFlow sees no GPU (CUDA_VISIBLE_DEVICES={gpu}); running on the CPU")
     from search._study import open_study
     from search.data import embedding_matrix_for, load_dataset
-    from spaces import get_space
+    from search.kerastuner import PREFIX, get_space  # get_space also rebuilds "hypermodel:module:attr" spaces
     from storage import artifact_store_for
 
     study, config, context = open_study(storage, study_name, worker_index=worker_index)
     space = get_space(config.space)
     dataset = load_dataset(config.data, config.data_settings())
-    embedding = embedding_matrix_for(dataset, config.embedding_dim)
+    # a keras-tuner hypermodel builds its own embedding: no word2vec for it
+    embedding = None if config.space.startswith(PREFIX) else embedding_matrix_for(dataset, config.embedding_dim)
     return storage, study, config, context, space, dataset, embedding, artifact_store_for(storage_url)
 
 
