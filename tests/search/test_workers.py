@@ -106,8 +106,10 @@ def test_gpus_0_0_pins_both_workers_to_gpu_0_and_sigterm_stops_them(tmp_path: Pa
         assert f"[worker {index} gpu 0] GPU 0 requested but TensorFlow sees no GPU" in out
     trials = _study(db).get_trials()
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    # A worker whose trial ends between the check above and the signal stops between trials instead, so
+    # at least one (usually two) trials are cut off; every cut-off trial says why.
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(failed) >= 2 and all(t.user_attrs.get("failure_reason") for t in failed)
+    assert len(failed) >= 1 and all(t.user_attrs.get("failure_reason") for t in failed)
     pids = set()
     for trial in trials:
         worker = trial.user_attrs["worker"]
