@@ -7,7 +7,7 @@ from typing import Callable, NoReturn, Sequence
 
 from search.errors import InputError
 
-__all__ = ["run_main", "CliParser", "port_number"]
+__all__ = ["run_main", "CliParser", "HelpFormatter", "port_number"]
 
 
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
@@ -39,3 +39,13 @@ def port_number(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {port}")
     return port
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default unless its help already says it, or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)

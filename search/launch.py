@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from search._cli import CliParser, run_main
+from search._cli import CliParser, HelpFormatter, run_main
 from search.config import DEFAULT_MEMORY_BUDGET, PRUNERS, SAMPLERS, RunConfig
 from search.errors import StudyConfigError
 
@@ -57,19 +57,9 @@ def _parse_fixed(items: Sequence[str]) -> dict[str, Any]:
     return fixed
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a flag's default unless its help already says it, or there is none."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
-            return text
-        return super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = CliParser(prog="python -m search.launch", description=__doc__.split("\n\n")[0],
-                  formatter_class=_HelpFormatter)
+                  formatter_class=HelpFormatter)
     p.add_argument("--study", required=True, help="study name; also the space unless --space is given "
                    "(attn, baseline, seed, ablation)")
     p.add_argument("--space", default=None, help="search space (default: the study name)")

@@ -13,7 +13,7 @@ import argparse
 import json
 from typing import Any, Sequence
 
-from search._cli import run_main
+from search._cli import HelpFormatter, run_main
 from search.config import PRUNERS, RunConfig
 from search.errors import StudyConfigError
 
@@ -35,7 +35,7 @@ def _pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m search.kerastuner", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--hypermodel", required=True, metavar="MODULE:ATTR",
                    help="keras_tuner.HyperModel subclass/instance or build(hp) function, e.g. tuning.py:build_model")
     p.add_argument("--study", required=True, help="study name")
