@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from search.errors import InputError
 
-__all__ = ["run_main", "CliParser", "HelpFormatter", "port_number"]
+__all__ = ["run_main", "CliParser", "HelpFormatter", "parse_key_values", "port_number"]
 
 
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
@@ -49,3 +49,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
             return text
         return super()._get_help_string(action)
+
+
+def parse_key_values(items: Sequence[str], flag: str) -> dict[str, Any]:
+    """Repeated ``KEY=VALUE`` flags -> dict; values are JSON where they parse (numbers, booleans, lists)."""
+    import json
+
+    from search.errors import StudyConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise StudyConfigError(f"got '{item}'; expected key=value", source=flag)
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from search._cli import CliParser, HelpFormatter, run_main
+from search._cli import CliParser, HelpFormatter, parse_key_values, run_main
 from search.config import DEFAULT_MEMORY_BUDGET, PRUNERS, SAMPLERS, RunConfig
 from search.errors import StudyConfigError
 
@@ -40,21 +40,6 @@ def parse_gpus(text: str | None) -> list[str] | None:
         raise StudyConfigError(f"got '{text}'; expected comma-separated GPU ids such as 0,1 or 0,0,1,1",
                                source="--gpus")
     return ids
-
-
-def _parse_fixed(items: Sequence[str]) -> dict[str, Any]:
-    import json
-
-    fixed: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise StudyConfigError(f"got '{item}'; expected key=value", source="--set")
-        try:
-            fixed[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            fixed[key] = raw
-    return fixed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = RunConfig(study=args.study, space=space.name, data=args.data, vocab_size=args.vocab_size,
                        max_len=args.max_len, limit=args.limit or None, epochs=args.epochs, seed=args.seed,
                        pruner=args.pruner or ("none" if space.name == "ablation" else RunConfig.pruner), sampler=args.sampler, memory_budget=int(args.memory_budget_gb * 1024**3),
-                       save_models=not args.no_save_models, fixed=_parse_fixed(args.set))
+                       save_models=not args.no_save_models, fixed=parse_key_values(args.set, "--set"))
     url = resolve_storage_url(args.storage)
     dataset = load_dataset(config.data, config.data_settings())  # validates the data before the store is touched
     storage = create_storage(url, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
@@ -341,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     options: dict[str, Any] = {}
     if hypermodel:  # checked in a child process (this one never imports keras) before the store is written
-        options["fit_kwargs"] = _parse_fixed(args.fit)
+        options["fit_kwargs"] = parse_key_values(args.fit, "--fit")
     if space.name == "ablation":
         source = None
         if args.from_study:

@@ -10,27 +10,13 @@ with ``python -m search.dashboard``.
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any, Sequence
+from typing import Sequence
 
-from search._cli import HelpFormatter, run_main
+from search._cli import HelpFormatter, parse_key_values, run_main
 from search.config import PRUNERS, RunConfig
 from search.errors import StudyConfigError
 
 __all__ = ["main", "build_parser"]
-
-
-def _pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise StudyConfigError(f"got '{item}'; expected key=value", source=flag)
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parse_spec(args.hypermodel)  # a malformed spec is refused before anything loads
     if args.trials < 1:
         raise StudyConfigError(f"got {args.trials}; expected at least 1", source="--trials")
-    fixed, fit_kwargs = _pairs(args.set, "--set"), _pairs(args.fit, "--fit") or None  # None: as stored
+    fixed, fit_kwargs = parse_key_values(args.set, "--set"), parse_key_values(args.fit, "--fit") or None  # None: as stored
     from search.runtime import configure_process
 
     configure_process(args.gpu, args.backend)
