@@ -11,11 +11,14 @@ from typing import Any, Mapping
 
 from search.errors import StudyConfigError
 
-__all__ = ["RunConfig", "PRUNERS", "SAMPLERS", "DEFAULT_MEMORY_BUDGET"]
+__all__ = ["RunConfig", "PRUNERS", "SAMPLERS", "DEFAULT_MEMORY_BUDGET", "PREDICT_BATCH"]
 
 PRUNERS = ("hyperband", "median", "sha", "none")
 SAMPLERS = ("tpe", "random", "grid")
 DEFAULT_MEMORY_BUDGET = 4 * 1024**3  # bytes of self-attention scores per batch a trial may use
+#: Documents per batch when a trial or the report predicts a whole split: larger than any training batch,
+#: since prediction keeps no gradients, and small enough for the largest attention model on a GPU.
+PREDICT_BATCH = 512
 
 
 @dataclass(frozen=True)
