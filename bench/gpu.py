@@ -292,6 +292,7 @@ def torch_reference_child(shapes: Shapes, precisions: Sequence[str], cpu: bool) 
 def trial_child(shapes: Shapes, precision: str, barrier: str | None = None) -> dict[str, Any]:
     """One trial as a worker runs it: the service's Objective.run (build, fit one epoch, validation F1)."""
     import numpy as np
+    import optuna
 
     from search.config import RunConfig
     from search.data import Dataset
@@ -312,7 +313,9 @@ def trial_child(shapes: Shapes, precision: str, barrier: str | None = None) -> d
         while not Path(barrier).exists() and time.monotonic() < deadline:
             time.sleep(0.05)
     t0 = time.perf_counter()
-    result = objective.run(None, seed_params(shapes, precision == "mixed"), 0)
+    params = seed_params(shapes, precision == "mixed")
+    # A FixedTrial reports to no pruner and stores nothing: one trial's work, timed alone.
+    result = objective.run(optuna.trial.FixedTrial(params), params, 0, store=False)
     return {"trial_s": time.perf_counter() - t0, "value": result.value}
 
 

@@ -14,39 +14,30 @@ from typing import Any, Callable, Mapping
 import keras
 import numpy as np
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import KerasPruningCallback
 
-from search.config import RunConfig
+from search.config import PREDICT_BATCH, RunConfig
 from search.data import Dataset
 from search.errors import ModelConfigError, TrialFailure
 from search.metrics import micro_f1, tune_threshold
-from search.model import InputShapes, build_model
+from search.model import InputShapes
+from search.record import INTERRUPTED_REASON, TrialRecord
 from search.runtime import environment_record, is_out_of_memory, seed_everything
 from spaces import SearchSpace
 
-__all__ = ["Objective", "ValidationF1", "NaNGuard", "MONITOR", "TrialResult"]
+__all__ = ["Objective", "ValidationF1", "MONITOR", "TrialResult"]
 
 MONITOR = "val_micro_f1_tuned"  # what is reported to the pruner and maximised
-PREDICT_BATCH = 512
-
-
-class NaNGuard(keras.callbacks.Callback):
-    """Fail the trial, with its reason, as soon as the training loss is NaN or infinite."""
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise TrialFailure(f"NaN loss at epoch {self.epoch + 1}, batch {batch + 1}")
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch = epoch
 
 
 class ValidationF1(keras.callbacks.Callback):
     """After every epoch: predictions for the WHOLE validation split, micro-F1 at 0.5 and at the tuned
     global threshold, validation loss; written into ``logs`` for the callbacks after it (the pruner).
 
-    Keeps the weights of the best epoch (by tuned micro-F1) so the saved model is the one scored.
+    An epoch whose training loss is not finite fails the trial with that reason (Keras'
+    ``TerminateOnNaN`` before it ends the epoch at the first such batch). Keeps the weights of the best
+    epoch (by tuned micro-F1) so the saved model is the one scored.
     """
 
     def __init__(self, x_valid: np.ndarray, y_valid: np.ndarray, on_epoch: Callable[[int, dict], None] | None = None
@@ -65,15 +56,16 @@ class ValidationF1(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
         train_seconds = time.perf_counter() - self._t0
+        loss = float(logs.get("loss", float("nan")))
+        if "loss" in logs and not math.isfinite(loss):
+            raise TrialFailure(f"NaN loss at epoch {epoch + 1} (training loss {loss})")
         prob = np.asarray(self.model.predict(self.x_valid, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
         if not np.isfinite(prob).all():
             raise TrialFailure(f"NaN predictions at epoch {epoch + 1}")
         threshold, tuned = tune_threshold(self.y_valid, prob)
         at_half = micro_f1(self.y_valid, prob, 0.5)
-        eps = 1e-7
-        p = np.clip(prob, eps, 1 - eps)
-        val_loss = float(-np.mean(self.y_valid * np.log(p) + (1 - self.y_valid) * np.log(1 - p)))
-        row = {"epoch": epoch + 1, "loss": float(logs.get("loss", float("nan"))), "val_loss": val_loss,
+        val_loss = float(np.mean(keras.ops.convert_to_numpy(keras.losses.binary_crossentropy(self.y_valid, prob))))
+        row = {"epoch": epoch + 1, "loss": loss, "val_loss": val_loss,
                "val_micro_f1": float(at_half), MONITOR: float(tuned), "threshold": float(threshold),
                "train_seconds": round(train_seconds, 3),
                "seconds": round(time.perf_counter() - self._t0, 3)}
@@ -94,7 +86,11 @@ class TrialResult:
 
 class Objective:
     """Callable for ``study.optimize``. Every failure is recorded on the trial and raised as
-    :class:`TrialFailure` (the worker's ``catch``), so one bad trial never stops the worker."""
+    :class:`TrialFailure` (the worker's ``catch``), so one bad trial never stops the worker.
+
+    What the trial records goes through :class:`search.record.TrialRecord`; what the space decides
+    (parameters, seed, model, training) through the :class:`spaces.SearchSpace` contract.
+    """
 
     def __init__(self, config: RunConfig, space: SearchSpace, context: Mapping[str, Any], dataset: Dataset,
                  embedding_matrix: np.ndarray | None, artifact_store: Any | None = None,
@@ -109,98 +105,98 @@ class Objective:
                                                  else config.embedding_dim),
                                   embedding_matrix=embedding_matrix)
 
-    def trial_seed(self, trial: optuna.Trial) -> int:
-        seed_fn = getattr(self.space, "trial_seed", None)
-        return int(seed_fn(trial, self.config.seed)) if seed_fn else self.config.seed + trial.number
-
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.space.suggest(trial, self.context)
-        seed = self.trial_seed(trial)
-        trial.set_user_attr("seed", seed)
-        trial.set_user_attr("worker", self.environment)
-        trial.set_user_attr("fixed_params", {k: v for k, v in _jsonable(params).items() if k not in trial.params})
+        seed = self.space.trial_seed(trial, self.config.seed)
+        TrialRecord(seed=seed, worker=self.environment,
+                    fixed_params={k: v for k, v in _jsonable(params).items() if k not in trial.params}).write(trial)
         try:
             result = self.run(trial, params, seed)
         except optuna.TrialPruned as exc:
-            trial.set_user_attr("pruned_reason", str(exc) or "pruned")
+            TrialRecord(pruned_reason=str(exc) or "pruned").write(trial)
             self.log(f"trial {trial.number} pruned: {exc}")
             raise
         except KeyboardInterrupt:
-            trial.set_user_attr("failure_reason", "interrupted (Ctrl-C or SIGTERM); the study can be resumed")
+            TrialRecord(failure_reason=INTERRUPTED_REASON).write(trial)
             raise
         except TrialFailure as exc:
-            trial.set_user_attr("failure_reason", str(exc))
+            TrialRecord(failure_reason=str(exc)).write(trial)
             self.log(f"trial {trial.number} failed: {exc}")
             raise
         except Exception as exc:  # any other error fails this trial only, with its reason
             reason = f"out of memory: {exc}" if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}"
             reason = reason.splitlines()[0][:500]
-            trial.set_user_attr("failure_reason", reason)
+            TrialRecord(failure_reason=reason).write(trial)
             self.log(f"trial {trial.number} failed: {reason}")
             raise TrialFailure(reason) from exc
         return result.value
 
-    def run(self, trial: optuna.Trial | None, params: Mapping[str, Any], seed: int) -> TrialResult:
-        """Build and train one model; ``trial=None`` replays without reporting or pruning."""
+    def replay(self, frozen: FrozenTrial) -> TrialResult:
+        """Train ``frozen``'s model again with its parameters and seed; nothing is written to the study.
+
+        The trial is played back by a :class:`optuna.trial.FixedTrial` of its stored params, which
+        answers every suggestion (fit's too, for a hypermodel) and reports to no pruner.
+        """
+        fixed = optuna.trial.FixedTrial(frozen.params, number=frozen.number)
+        params = self.space.suggest(fixed, self.context)
+        stored_seed = TrialRecord.from_trial(frozen).seed
+        seed = stored_seed if stored_seed is not None else self.space.trial_seed(fixed, self.config.seed)
+        return self.run(fixed, params, int(seed), store=False)
+
+    def run(self, trial: optuna.trial.BaseTrial, params: Mapping[str, Any], seed: int, *,
+            store: bool = True) -> TrialResult:
+        """Build and train one model, reporting to ``trial``'s pruner; ``store=False`` (a replay, a
+        benchmark) saves no model and uploads no artifact."""
         seed_everything(seed)
         keras.backend.clear_session()
-        # --- issue 7 hook (search.kerastuner): a space with its own ``build(params, shapes, trial)`` (a
-        # keras-tuner HyperModel) builds the model; what it returns may bring its own ``fit``.
-        builder = getattr(self.space, "build", None)
         try:
-            built = (builder(params, self.shapes, trial) if builder is not None
-                     else build_model(params, self.shapes, memory_budget_bytes=self.config.memory_budget))
+            built = self.space.build(params, self.shapes, trial=trial, context=self.context,
+                                     memory_budget=self.config.memory_budget)
         except ModelConfigError as exc:
             raise TrialFailure(f"refused before training: {exc}") from None
-        fit = getattr(built, "fit", None) or built.model.fit
-        # --- end of issue 7 hook ---
-        model, resolved = built.model, built.params
-        if trial is not None:
-            trial.set_user_attr("diagnostics", _jsonable(built.diagnostics))
-            trial.set_user_attr("trainable_params", int(built.diagnostics.get("trainable_params", 0)))
-            trial.set_user_attr("non_trainable_params", int(built.diagnostics.get("non_trainable_params", 0)))
-        number = trial.number if trial is not None else "replay"
+        model = built.model
+        TrialRecord(diagnostics=_jsonable(built.diagnostics),
+                    attention_position=_position(built.params, built.diagnostics),
+                    trainable_params=int(built.diagnostics.get("trainable_params", 0)),
+                    non_trainable_params=int(built.diagnostics.get("non_trainable_params", 0))).write(trial)
 
         def on_epoch(epoch: int, row: dict) -> None:
-            self.log(f"trial {number} epoch {epoch + 1}/{self.config.epochs}  val micro-F1 {row['val_micro_f1']:.4f}"
-                     f"  tuned {row[MONITOR]:.4f} @ {row['threshold']:.2f}  loss {row['loss']:.4f}"
-                     f"  {row['seconds']:.1f}s")
-            if trial is not None:
-                trial.set_user_attr("epochs", validation.history)
+            self.log(f"trial {trial.number} epoch {epoch + 1}/{self.config.epochs}  val micro-F1 "
+                     f"{row['val_micro_f1']:.4f}  tuned {row[MONITOR]:.4f} @ {row['threshold']:.2f}  "
+                     f"loss {row['loss']:.4f}  {row['seconds']:.1f}s")
+            TrialRecord(epochs=validation.history).write(trial)
 
         validation = ValidationF1(self.dataset.x_valid, self.dataset.y_valid, on_epoch)
-        callbacks: list[keras.callbacks.Callback] = [NaNGuard(), validation]
-        if trial is not None:
-            callbacks.append(KerasPruningCallback(trial, MONITOR))
-        batch_size = int(resolved.get("batch_size", 32))
+        callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN(), validation,
+                                                     KerasPruningCallback(trial, MONITOR)]
         try:
-            fit(self.dataset.x_train, self.dataset.y_train.astype("float32"), batch_size=batch_size,
-                epochs=self.config.epochs, callbacks=callbacks, verbose=0, shuffle=True)  # issue 7 hook: fit
+            self.space.fit(built, self.dataset.x_train, self.dataset.y_train.astype("float32"),
+                           epochs=self.config.epochs, callbacks=callbacks)
         except optuna.TrialPruned:
-            self._trial_artifacts(trial, model, validation.history)  # issue 6: a pruned trial's curve too
+            if store:  # a pruned trial's learning curve is worth seeing on the dashboard too
+                self._trial_artifacts(trial, model, validation.history)
             raise
         finally:
-            if trial is not None and validation.history:
-                trial.set_user_attr("epochs", validation.history)
+            if validation.history:
+                TrialRecord(epochs=validation.history).write(trial)
         best = validation.best
         if best is None:
             raise TrialFailure("no epoch finished")
-        if trial is not None:
-            trial.set_user_attr("threshold", best["threshold"])
-            trial.set_user_attr("best_epoch", best["epoch"])
-            trial.set_user_attr("val_micro_f1_at_0.5", best["val_micro_f1"])
-            trial.set_user_attr("epoch_seconds", [r["seconds"] for r in validation.history])
-            if validation.best_weights is not None:
-                model.set_weights(validation.best_weights)
+        TrialRecord(threshold=best["threshold"], best_epoch=int(best["epoch"]),
+                    val_micro_f1_at_half=best["val_micro_f1"],
+                    epoch_seconds=[r["seconds"] for r in validation.history]).write(trial)
+        if validation.best_weights is not None:
+            model.set_weights(validation.best_weights)
+        if store:
             self._maybe_save(trial, model, best[MONITOR])
-            self._trial_artifacts(trial, model, validation.history, best[MONITOR])  # issue 6
+            self._trial_artifacts(trial, model, validation.history, best[MONITOR])
         return TrialResult(best[MONITOR], validation.history)
 
-    def _maybe_save(self, trial: optuna.Trial, model: keras.Model, value: float) -> None:
+    def _maybe_save(self, trial: optuna.trial.BaseTrial, model: keras.Model, value: float) -> None:
         """Save the model as a ``.keras`` artifact when :func:`_worth_saving` says so."""
-        if not self.config.save_models or self.artifact_store is None:
+        if not self.config.save_models or self.artifact_store is None or not isinstance(trial, optuna.Trial):
             return
-        if not _worth_saving(trial, value, self.space.name):  # issue 6
+        if not _worth_saving(trial, value, self.space.name):
             return
         from optuna.artifacts import upload_artifact
 
@@ -212,16 +208,16 @@ class Objective:
                                               study_or_trial=trial)
         except Exception as exc:  # a model that cannot be saved keeps its score; the reason is recorded
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            trial.set_user_attr("model_save_error", reason)
+            TrialRecord(model_save_error=reason).write(trial)
             self.log(f"trial {trial.number}: model not saved: {reason}")
             return
-        trial.set_user_attr("model_artifact_id", artifact_id)
+        TrialRecord(model_artifact_id=artifact_id).write(trial)
 
-    # --- issue 6 hook: per-trial plots and the best trial's note (search.plots, search.notes) ---
-    def _trial_artifacts(self, trial: optuna.Trial | None, model: keras.Model,
+    def _trial_artifacts(self, trial: optuna.trial.BaseTrial, model: keras.Model,
                          history: list[dict[str, float]], value: float | None = None) -> None:
-        """Learning curve and attention heatmap as artifacts; the best trial's note. Never fails the trial."""
-        if trial is None or self.artifact_store is None:
+        """Learning curve and attention heatmap as artifacts the dashboard shows; the best trial's note.
+        Never fails the trial: a plot must never cost a trained model."""
+        if self.artifact_store is None or not isinstance(trial, optuna.Trial):
             return
         try:
             from search.plots import upload_trial_plots
@@ -236,14 +232,12 @@ class Objective:
                     best_so_far = -math.inf
                 if value >= best_so_far:
                     save_best_trial_note(trial, value)
-        except Exception as exc:  # a plot must never cost a trained trial
+        except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            trial.set_user_attr("artifact_error", reason)
+            TrialRecord(artifact_error=reason).write(trial)
             self.log(f"trial {trial.number}: plots not saved: {reason}")
-    # --- end of issue 6 hook ---
 
 
-# --- issue 6 hook: which models are saved (search.report) ---
 # The report needs every ablation model (paired bootstrap over seeds) and, for a study without an
 # ablation, the best model of each attention position (best with vs best without attention).
 SAVE_EVERY_MODEL_SPACES = frozenset({"ablation"})
@@ -254,14 +248,19 @@ def _worth_saving(trial: optuna.Trial, value: float, space_name: str) -> bool:
     attention position."""
     if space_name in SAVE_EVERY_MODEL_SPACES:
         return True
-    from optuna.trial import TrialState
-
     done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    position = trial.params.get("attention_position")
-    same = [t.value for t in done if position is not None and t.params.get("attention_position") == position]
-    return value >= max((t.value for t in done), default=-math.inf) or value >= max(same, default=-math.inf)
+    position = TrialRecord.from_trial(trial).attention_position
+    same = [t.value for t in done
+            if position is not None and t.value is not None and TrialRecord.from_trial(t).attention_position == position]
+    best = max((t.value for t in done if t.value is not None), default=-math.inf)
+    return value >= best or value >= max(same, default=-math.inf)
 
-# --- end of issue 6 hook ---
+
+def _position(params: Mapping[str, Any], diagnostics: Mapping[str, Any]) -> str | None:
+    """The attention position a model was built with: its resolved params say it (the factory's), or its
+    diagnostics do; a keras-tuner hypermodel has none."""
+    position = params.get("attention_position", diagnostics.get("attention_position"))
+    return None if position is None else str(position)
 
 
 def _jsonable(value: Any) -> Any:

@@ -4,13 +4,16 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 import optuna
 
 __all__ = ["Param", "SearchSpace", "ATTENTION_POSITIONS", "HEADED_POSITIONS"]
 
-from search.model import ATTENTION_POSITIONS  # pure Python: search.model loads keras only to build
+from search.model import ATTENTION_POSITIONS, InputShapes  # pure Python: search.model loads keras only to build
+
+if TYPE_CHECKING:
+    from search.model import BuiltModel
 
 HEADED_POSITIONS = ("embedding", "rnn")  # the positions that use multi-head self-attention
 
@@ -68,16 +71,22 @@ class Param:
 
 
 class SearchSpace(abc.ABC):
-    """A study space: what a study searches and, optionally, which fixed trials it enqueues.
+    """A study space: what a study searches, how a trial's model is built and trained, and which fixed
+    trials a new study enqueues. Everything the objective calls is declared here, with its default.
 
     Contract:
     - ``name`` and ``version``: a study records both; resuming it with another version is refused, so
       bump ``version`` whenever ``parameters`` or ``fixed`` change meaning.
-    - ``parameters()`` lists the searched :class:`Param`s in suggestion order (conditions may look at
-      the earlier ones); ``fixed`` holds model parameters that are not searched.
-    - ``suggest(trial, context)`` returns the full params dict for the model factory.
+    - ``parameters(context)`` lists the searched :class:`Param`s in suggestion order (conditions may look
+      at the earlier ones); ``fixed`` holds model parameters that are not searched.
     - ``prepare(study, **options)`` runs once when the study is created and returns a JSON-ready
-      ``context`` (stored on the study, passed back to every ``suggest``); ``enqueue`` adds fixed trials.
+      ``context`` (stored on the study, passed back to every other method); ``enqueue`` adds fixed trials.
+    - ``suggest(trial, context)`` returns the full params dict for the model.
+    - ``trial_seed(trial, base_seed)`` is the seed the trial trains with.
+    - ``build(params, shapes, trial=..., context=..., memory_budget=...)`` returns the compiled model (a
+      :class:`search.model.BuiltModel`: model, resolved params, diagnostics), after the trial is seeded.
+    - ``fit(built, x, y, epochs=..., callbacks=...)`` trains it; the objective's callbacks (validation
+      micro-F1, NaN guard, pruning) must reach Keras' ``fit``.
     """
 
     name: ClassVar[str]
@@ -89,7 +98,7 @@ class SearchSpace(abc.ABC):
     def parameters(self, context: Mapping[str, Any]) -> Sequence[Param]:
         """The searched parameters."""
 
-    def suggest(self, trial: optuna.Trial, context: Mapping[str, Any]) -> dict[str, Any]:
+    def suggest(self, trial: optuna.trial.BaseTrial, context: Mapping[str, Any]) -> dict[str, Any]:
         user_fixed = dict(context.get("fixed", {}))  # --set key=value: fixed by the user, never searched
         params: dict[str, Any] = dict(self.fixed) | user_fixed
         for p in self.parameters(context):
@@ -97,7 +106,25 @@ class SearchSpace(abc.ABC):
                 params[p.name] = p.suggest(trial)
         return params
 
+    def trial_seed(self, trial: optuna.trial.BaseTrial, base_seed: int) -> int:
+        """The seed of ``trial``: the study's ``--seed`` plus the trial number, so no two trials share one."""
+        return base_seed + trial.number
+
+    def build(self, params: Mapping[str, Any], shapes: InputShapes, *, trial: optuna.trial.BaseTrial,
+              context: Mapping[str, Any], memory_budget: int | None = None) -> BuiltModel:
+        """The model factory's model for ``params`` (refused with
+        :class:`~search.errors.ModelConfigError` before anything is trained when it cannot be built)."""
+        from search.model import build_model  # imports keras: only a worker builds models
+
+        return build_model(params, shapes, memory_budget_bytes=memory_budget)
+
+    def fit(self, built: BuiltModel, x: Any, y: Any, *, epochs: int, callbacks: Sequence[Any]) -> None:
+        """Keras' ``fit`` at the model's own ``batch_size``, shuffled, silent (the callbacks log)."""
+        built.model.fit(x, y, batch_size=int(built.params["batch_size"]), epochs=epochs, callbacks=list(callbacks),
+                        verbose=0, shuffle=True)
+
     def prepare(self, study: optuna.Study | None = None, **options: Any) -> dict[str, Any]:
+        """The study's context, computed once when it is created; none by default."""
         return {}
 
     def enqueue(self, study: optuna.Study, context: Mapping[str, Any]) -> int:

@@ -9,7 +9,7 @@ this service -- same storage, pruning, workers and dashboard.
 The hypermodel's ``hp.Int`` / ``hp.Float`` / ``hp.Choice`` / ``hp.Boolean`` / ``hp.Fixed`` and
 ``hp.conditional_scope`` are answered by the Optuna trial (:class:`OptunaHyperParameters`, a subclass of
 ``keras_tuner.HyperParameters``); every searched value is a parameter of the trial under its keras-tuner
-name. A study space named ``hypermodel:<module:attr>`` (:func:`get_space`) is how workers rebuild it.
+name. A study space named ``hypermodel:<module:attr>`` (``spaces.get_space``) is how workers rebuild it.
 
 Importing this package does not import keras; the names below that need it load on first use.
 """
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from search.kerastuner._resolve import PREFIX, check_spec, parse_spec
 from search.kerastuner._run import run
-from search.kerastuner._space import HyperModelSpace, get_space
+from search.kerastuner._space import HyperModelSpace
+from spaces import get_space
 
 if TYPE_CHECKING:
     from search.kerastuner._hypermodel import load_hypermodel

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import keras
 import keras_tuner
@@ -12,6 +12,7 @@ import optuna
 from search.errors import TrialFailure
 from search.kerastuner._hyperparameters import OptunaHyperParameters
 from search.kerastuner._resolve import load_object, spec_error, spec_of
+from search.model import BuiltModel
 
 __all__ = ["FunctionHyperModel", "BuiltHyperModel", "load_hypermodel", "build_trial_model"]
 
@@ -45,18 +46,15 @@ def load_hypermodel(spec_or_object: Any) -> keras_tuner.HyperModel:
 
 
 @dataclass
-class BuiltHyperModel:
-    """What ``Objective.run`` needs from a space's ``build``: the model, its params, diagnostics, and ``fit``."""
+class BuiltHyperModel(BuiltModel):
+    """A trial's model built by a hypermodel, with what its ``fit`` needs: the hypermodel, its ``hp``,
+    and the user's fit arguments."""
 
-    model: keras.Model
-    params: dict[str, Any]
-    diagnostics: dict[str, Any]
     hypermodel: keras_tuner.HyperModel
     hp: keras_tuner.HyperParameters
     fit_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
-    def fit(self, x: Any, y: Any, *, epochs: int, callbacks: list[Any] | None = None, verbose: int = 0,
-            shuffle: bool = True, batch_size: int | None = None, **_: Any) -> Any:
+    def fit(self, x: Any, y: Any, *, epochs: int, callbacks: Sequence[Any]) -> Any:
         """``hypermodel.fit(hp, model, x, y, **kwargs)`` as keras-tuner calls it from ``Tuner.search``.
 
         The service's callbacks (validation micro-F1, NaN guard, pruning) come after the user's own, as
@@ -65,9 +63,9 @@ class BuiltHyperModel:
         not apply to a hypermodel.
         """
         kwargs = dict(self.fit_kwargs)
-        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + list(callbacks or [])
-        kwargs.update(epochs=epochs, verbose=verbose)
-        kwargs.setdefault("shuffle", shuffle)
+        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + list(callbacks)
+        kwargs.update(epochs=epochs, verbose=0)
+        kwargs.setdefault("shuffle", True)
         return self.hypermodel.fit(self.hp, self.model, x, y, **kwargs)
 
 

@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import optuna
 
 from search.errors import StudyConfigError, TrialFailure
 from search.kerastuner._resolve import PREFIX, check_spec, parse_spec, spec_of
+from search.model import InputShapes
+from search.record import TrialRecord
 from spaces import Param, SearchSpace
 
-__all__ = ["HyperModelSpace", "get_space", "RESERVED_FIT_KWARGS"]
+if TYPE_CHECKING:
+    from search.model import BuiltModel
+
+__all__ = ["HyperModelSpace", "RESERVED_FIT_KWARGS"]
 
 #: fit arguments the service owns: the study's --epochs, its callbacks, and the training split.
 RESERVED_FIT_KWARGS = ("epochs", "x", "y", "validation_data", "validation_split", "initial_epoch")
@@ -18,8 +23,9 @@ RESERVED_FIT_KWARGS = ("epochs", "x", "y", "validation_data", "validation_split"
 
 class HyperModelSpace(SearchSpace):
     """Define-by-run: ``suggest`` runs the hypermodel's ``build(hp)`` with an Optuna-backed ``hp`` and
-    returns ``hp.values``; ``build`` (used by :class:`search.objective.Objective`) rebuilds the model
-    from those values after the trial is seeded, and ``fit`` trains it through ``hypermodel.fit``.
+    returns ``hp.values``; ``build`` rebuilds the model from those values after the trial is seeded, and
+    ``fit`` trains it through ``hypermodel.fit``. The space holds no state of a trial: the trial and the
+    study's context reach each method as arguments, so one space object serves every trial of a worker.
 
     ``hypermodel``: ``"module:attr"`` (importable by every worker), or, in-process, the object itself.
     ``fit_kwargs``: what a keras-tuner user passes to ``tuner.search(...)`` besides data and epochs,
@@ -40,10 +46,6 @@ class HyperModelSpace(SearchSpace):
         self.name = PREFIX + self.spec
         self.fit_kwargs = _check_fit_kwargs(fit_kwargs) if fit_kwargs is not None else None
         self._hypermodel: Any = None
-        self._context: Mapping[str, Any] = {}
-        self._trial: optuna.trial.BaseTrial | None = None
-
-    # --- the SearchSpace contract ----------------------------------------------------------------
 
     def parameters(self, context: Mapping[str, Any]) -> Sequence[Param]:
         return ()  # declared by build(hp) while it runs
@@ -56,48 +58,50 @@ class HyperModelSpace(SearchSpace):
             check_spec(self.spec)
         return {"hypermodel": self.spec, "fit_kwargs": fit_kwargs}
 
-    def suggest(self, trial: optuna.Trial, context: Mapping[str, Any]) -> dict[str, Any]:
+    def suggest(self, trial: optuna.trial.BaseTrial, context: Mapping[str, Any]) -> dict[str, Any]:
         import keras
 
         from search.kerastuner._hypermodel import run_build
 
-        self._context, self._trial = context, trial
-        hypermodel = self.hypermodel
         try:
-            model, hp = run_build(hypermodel, trial, context.get("fixed"))
+            model, hp = run_build(self.hypermodel, trial, context.get("fixed"))
         except Exception as exc:  # the user's build(hp) failed: this trial fails with its reason, the worker goes on
             reason = f"{self.spec}: build(hp) raised {type(exc).__name__}: {exc}".splitlines()[0][:500]
-            trial.set_user_attr("failure_reason", reason)
+            TrialRecord(failure_reason=reason).write(trial)
             raise TrialFailure(reason) from exc
         del model
         keras.backend.clear_session()
         return dict(hp.values)
 
+    def build(self, params: Mapping[str, Any], shapes: InputShapes, *, trial: optuna.trial.BaseTrial,
+              context: Mapping[str, Any], memory_budget: int | None = None) -> BuiltModel:
+        """The trial's compiled model, built again after seeding: ``trial`` answers what it answered while
+        suggesting (a replay passes the FixedTrial of the stored params, which holds fit's too)."""
+        from search.kerastuner._hypermodel import build_trial_model
+
+        fit_kwargs = self.fit_kwargs if self.fit_kwargs is not None else context.get("fit_kwargs", {})
+        return build_trial_model(self.hypermodel, trial, shapes, context.get("fixed"), fit_kwargs or {}, self.spec)
+
+    def fit(self, built: BuiltModel, x: Any, y: Any, *, epochs: int, callbacks: Sequence[Any]) -> None:
+        """Train through the hypermodel's own ``fit`` (``hypermodel.fit(hp, model, x, y, ...)``)."""
+        from search.kerastuner._hypermodel import BuiltHyperModel
+
+        if not isinstance(built, BuiltHyperModel):
+            raise TypeError(f"got a {type(built).__name__}; expected the BuiltHyperModel this space's build returns")
+        built.fit(x, y, epochs=epochs, callbacks=callbacks)
+
     def grid(self, context: Mapping[str, Any], points: int = 3) -> dict[str, list[Any]]:
         raise StudyConfigError("a hypermodel's parameters are known only while build(hp) runs; expected "
                                "--sampler tpe or random", source="--sampler", field="grid")
 
-    # --- what the objective uses ------------------------------------------------------------------
-
     @property
     def hypermodel(self) -> Any:
+        """The user's hypermodel, loaded once per process (its import may be slow)."""
         if self._hypermodel is None:
             from search.kerastuner._hypermodel import load_hypermodel
 
             self._hypermodel = load_hypermodel(self._object if self._object is not None else self.spec)
         return self._hypermodel
-
-    def build(self, params: Mapping[str, Any], shapes: Any, trial: optuna.trial.BaseTrial | None = None) -> Any:
-        """The trial's compiled model (built again after seeding, with the values ``suggest`` chose); the
-        returned object's ``fit`` runs ``hypermodel.fit``."""
-        from search.kerastuner._hypermodel import build_trial_model
-
-        fit_kwargs = self.fit_kwargs if self.fit_kwargs is not None else self._context.get("fit_kwargs", {})
-        if trial is None:  # a replay: the FixedTrial its suggest() had holds every stored param (fit's too)
-            trial = self._trial if isinstance(self._trial, optuna.trial.FixedTrial) else optuna.trial.FixedTrial(
-                dict(params))
-        return build_trial_model(self.hypermodel, trial, shapes, self._context.get("fixed"), fit_kwargs or {},
-                                 self.spec)
 
 
 def _check_fit_kwargs(fit_kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,12 +117,3 @@ def _check_fit_kwargs(fit_kwargs: Mapping[str, Any]) -> dict[str, Any]:
         raise StudyConfigError(f"got {dict(fit_kwargs)!r}; expected JSON values (they are stored on the study)",
                                source="fit_kwargs") from None
     return dict(fit_kwargs)
-
-
-def get_space(name: str) -> SearchSpace:
-    """``spaces.get_space``, plus ``hypermodel:<module:attr>`` for a keras-tuner hypermodel."""
-    if name.startswith(PREFIX):
-        return HyperModelSpace(name[len(PREFIX):])
-    from spaces import get_space as registered
-
-    return registered(name)
