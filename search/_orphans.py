@@ -1,8 +1,9 @@
 """RUNNING trials whose worker process is gone: find them by the worker record, fail them, retry them.
 
 Heartbeats find a dead worker's trial only after the grace period, and not at all through a gRPC storage
-proxy. What runs on the same machine can do better: every trial records its worker (``worker`` user
-attribute: host, pid, boot id, PID namespace; see :func:`search.runtime.process_identity`), so
+proxy. What runs on the same machine can do better: every trial records its worker
+(:attr:`search.record.TrialRecord.worker`: host, pid, boot id, PID namespace; see
+:func:`search.runtime.process_identity`), so
 
 * the launcher fails the trials of a worker it saw exit (``pids``), at once, and re-queues them;
 * a worker starting up fails the trials of dead workers that ran in its own PID namespace (for example
@@ -19,12 +20,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.record import WORKER, TrialRecord
 from search.runtime import process_identity
 from storage import fail_and_retry
 
-__all__ = ["WORKER_ATTR", "same_pid_space", "pid_alive", "orphaned_trials", "fail_orphans"]
+__all__ = ["same_pid_space", "pid_alive", "orphaned_trials", "fail_orphans"]
 
-WORKER_ATTR = "worker"
+# The old name, for callers not yet on search.record.WORKER; it goes once none imports it.
+WORKER_ATTR = WORKER
 
 
 def same_pid_space(record: Mapping[str, Any], identity: Mapping[str, Any]) -> bool:
@@ -65,7 +68,7 @@ def orphaned_trials(study: optuna.Study, pids: Collection[int] | None = None,
     identity = identity or process_identity()
     found = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        record = trial.user_attrs.get(WORKER_ATTR)
+        record = TrialRecord.from_trial(trial).worker
         if not isinstance(record, Mapping) or not same_pid_space(record, identity):
             continue
         pid = record.get("pid")

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import optuna
+
+from search.record import TrialRecord
 
 __all__ = ["best_trial_note", "save_best_trial_note", "save_trial_note"]
 
@@ -26,13 +28,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def best_trial_note(*, study_name: str, number: int, value: float, params: Mapping[str, Any],
-                    user_attrs: Mapping[str, Any], complete_before: int) -> str:
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def best_trial_note(*, study_name: str, number: int, value: float, record: TrialRecord,
+                    complete_before: int) -> str:
     """The markdown body: which trial, its validation metrics, searched and fixed parameters."""
-    epochs = list(user_attrs.get("epochs", []))
-    best_epoch = user_attrs.get("best_epoch")
+    epochs = list(record.epochs or [])
+    best_epoch = record.best_epoch
     row = next((r for r in epochs if r.get("epoch") == best_epoch), epochs[-1] if epochs else {})
-    diagnostics = user_attrs.get("diagnostics", {}) or {}
     seconds = sum(float(r.get("seconds", 0.0)) for r in epochs)
     lines = [
         f"## Best trial of study `{study_name}` when it finished: trial {number}",
@@ -43,19 +48,19 @@ def best_trial_note(*, study_name: str, number: int, value: float, params: Mappi
         "| metric | value |",
         "|---|---|",
         f"| validation micro-F1 at the tuned threshold (the objective) | {value:.4f} |",
-        f"| tuned threshold | {_fmt(user_attrs.get('threshold', math.nan))} |",
+        f"| tuned threshold | {_fmt(math.nan if record.threshold is None else record.threshold)} |",
         f"| validation micro-F1 at 0.5 | {_fmt(row.get('val_micro_f1', math.nan))} |",
         f"| validation loss | {_fmt(row.get('val_loss', math.nan))} |",
         f"| best epoch / epochs run | {best_epoch} / {len(epochs)} |",
         f"| training time | {seconds:.1f} s |",
-        f"| trainable parameters | {user_attrs.get('trainable_params', '-')} |",
-        f"| seed | {user_attrs.get('seed', '-')} |",
+        f"| trainable parameters | {_or_dash(record.trainable_params)} |",
+        f"| seed | {_or_dash(record.seed)} |",
     ]
-    if diagnostics.get("degenerate_attention"):
-        lines.append(f"| degenerate attention | {diagnostics.get('degenerate_reason')} |")
+    if record.degenerate_attention:
+        lines.append(f"| degenerate attention | {(record.diagnostics or {}).get('degenerate_reason')} |")
     lines += ["", "| searched parameter | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(params.items())]
-    fixed = user_attrs.get("fixed_params", {}) or {}
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(record.searched_params.items())]
+    fixed = record.fixed_params or {}
     if fixed:
         lines += ["", "| fixed parameter | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(fixed.items())]
@@ -71,7 +76,7 @@ def save_best_trial_note(trial: optuna.Trial, value: float) -> None:
 
     complete = len(trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     body = best_trial_note(study_name=trial.study.study_name, number=trial.number, value=value,
-                           params=trial.params, user_attrs=trial.user_attrs, complete_before=complete)
+                           record=TrialRecord.from_trial(trial), complete_before=complete)
     save_note(trial, body)
 
 

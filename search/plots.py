@@ -1,6 +1,6 @@
 """Per-trial plots the dashboard shows as artifacts: the learning curve and an attention heatmap.
 
-    fig = learning_curve_figure(trial.user_attrs["epochs"], title="trial 3")
+    fig = learning_curve_figure(TrialRecord.from_trial(trial).epochs, title="trial 3")
     fig = attention_heatmap_figure(rows_per_document, tokens_per_document)
     upload_trial_plots(trial, model, dataset, artifact_store)   # both, as PNG artifacts of the trial
 
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+
+from search.record import TrialRecord
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -67,7 +69,7 @@ def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
 
 def learning_curve_figure(epochs: Sequence[Mapping[str, float]], *, title: str | None = None) -> Figure:
     """Loss (training and validation) and validation micro-F1 (at 0.5 and at the tuned threshold) per
-    epoch, from the objective's per-epoch records (``trial.user_attrs["epochs"]``)."""
+    epoch, from the objective's per-epoch records (:attr:`search.record.TrialRecord.epochs`)."""
     if not epochs:
         raise ValueError("no epochs to plot")
     x = [int(row.get("epoch", i + 1)) for i, row in enumerate(epochs)]
@@ -222,7 +224,7 @@ def upload_trial_plots(trial: Any, artifact_store: Any, history: Sequence[Mappin
     """
     from optuna.artifacts import upload_artifact
 
-    position = trial.params.get("attention_position", "")
+    position = TrialRecord.from_trial(trial).attention_position  # recorded when the model was built
     label = f"trial {trial.number}" + (f" ({position})" if position else "")
     uploaded: dict[str, str] = {}
 

@@ -124,8 +124,17 @@ class TrialRecord:
     @property
     def position(self) -> str:
         """The attention position the model was built with; ``"none"`` for a model without one (or a
-        keras-tuner hypermodel, which has no such notion)."""
-        return self.attention_position or "none"
+        keras-tuner hypermodel, which has no such notion).
+
+        A trial that stopped before its model was built (refused by the memory check, say), and a trial
+        of a study run before ``attention_position`` was recorded, has no such field: its position is
+        then the one it asked for (a searched or fixed parameter), else the one its build diagnostics
+        name, so such trials still count under their own position in the report.
+        """
+        if self.attention_position is not None:
+            return self.attention_position
+        asked = self.params.get(ATTENTION_POSITION, (self.diagnostics or {}).get(ATTENTION_POSITION))
+        return "none" if asked is None else str(asked)
 
     @property
     def degenerate_attention(self) -> bool:

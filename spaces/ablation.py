@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import optuna
 
 from search.errors import StudyConfigError
+from search.record import TrialRecord
 from spaces._base import ATTENTION_POSITIONS, HEADED_POSITIONS, Param, SearchSpace
 
 __all__ = ["AblationSpace"]
@@ -38,7 +39,7 @@ class AblationSpace(SearchSpace):
             raise StudyConfigError(f"study '{source_study.study_name}' has no complete trial; expected at least one",
                                    source="--from-study") from None
         base = {k: v for k, v in best.params.items() if k not in ("attention_position", "num_heads", "preset")}
-        base |= {k: v for k, v in best.user_attrs.get("fixed_params", {}).items() if k not in base}
+        base |= {k: v for k, v in (TrialRecord.from_trial(best).fixed_params or {}).items() if k not in base}
         heads = best.params.get("num_heads", DEFAULT_HEADS)
         return {"from_study": source_study.study_name, "from_trial": best.number, "replicates": replicates,
                 "base_params": base, "num_heads": heads}

@@ -1,12 +1,13 @@
 """Where studies live: storage URL resolution, engine options, heartbeats, artifact store.
 
-This package imports only optuna, sqlalchemy, the standard library and :mod:`search.errors`.
+This package imports only optuna, sqlalchemy, the standard library, :mod:`search.errors` and
+:mod:`search.record` (the trial-record schema, for the failure reason it writes).
 """
 from __future__ import annotations
 
 from storage._artifacts import artifact_dir_for, artifact_store_for
 from storage._engine import create_storage
-from storage._stale import FAILURE_REASON_ATTR, fail_and_retry, fail_stale_trials
+from storage._stale import FAILURE_REASON_ATTR, fail_and_retry, fail_stale_trials  # noqa: F401
 from storage._url import DEFAULT_STORAGE_URL, STORAGE_ENV_VAR, mask_url, resolve_storage_url, sqlite_path
 
 __all__ = [
@@ -20,5 +21,4 @@ __all__ = [
     "artifact_dir_for",
     "fail_stale_trials",
     "fail_and_retry",
-    "FAILURE_REASON_ATTR",
 ]

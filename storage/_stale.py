@@ -11,10 +11,12 @@ from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import StudyConfigError
+from search.record import FAILURE_REASON
 
-__all__ = ["fail_stale_trials", "fail_and_retry", "FAILURE_REASON_ATTR", "DEFAULT_MAX_RETRY"]
+__all__ = ["fail_stale_trials", "fail_and_retry", "DEFAULT_MAX_RETRY"]
 
-FAILURE_REASON_ATTR = "failure_reason"
+# The old name, for callers not yet on search.record.FAILURE_REASON; it goes once none imports it.
+FAILURE_REASON_ATTR = FAILURE_REASON
 DEFAULT_MAX_RETRY = 2  # as storage.create_storage's max_retry
 
 
@@ -47,24 +49,25 @@ def fail_and_retry(study: optuna.Study, trial: FrozenTrial, reason: str, *, retr
 
     For what heartbeats cannot see in time or at all: a worker the launcher saw crash, a worker that
     lost its trial to a storage error, and every trial run through a gRPC storage proxy (heartbeats do
-    not pass through it). The reason is recorded as the user attribute ``failure_reason`` before the
-    trial is failed (a finished trial's attributes cannot change). The re-queueing is Optuna's own
+    not pass through it). The reason is recorded as the trial's
+    :attr:`~search.record.TrialRecord.failure_reason` before the trial is failed (a finished trial's
+    attributes cannot change). The re-queueing is Optuna's own
     :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` -- the storage's, else one with
     ``max_retry=DEFAULT_MAX_RETRY`` -- so retries look exactly like heartbeat retries (system attributes
-    ``failed_trial`` and ``retry_history``); the copy does not inherit ``failure_reason``.
+    ``failed_trial`` and ``retry_history``); the copy does not inherit the failure reason.
 
     Returns False, changing nothing, when the trial had already finished (another process was first).
     """
     storage = study._storage
     try:
-        storage.set_trial_user_attr(trial._trial_id, FAILURE_REASON_ATTR, reason)
+        storage.set_trial_user_attr(trial._trial_id, FAILURE_REASON, reason)
         if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
             return False
     except UpdateFinishedTrialError:
         return False
     if retry:
         failed = copy.deepcopy(storage.get_trial(trial._trial_id))
-        failed.user_attrs = {k: v for k, v in failed.user_attrs.items() if k != FAILURE_REASON_ATTR}
+        failed.user_attrs = {k: v for k, v in failed.user_attrs.items() if k != FAILURE_REASON}
         _retry_callback(storage)(study, failed)
     return True
 

@@ -11,9 +11,10 @@ import optuna
 from optuna.trial import TrialState
 
 from search.model import ATTENTION_POSITIONS
+from search.record import TrialRecord
 from search.report._evaluate import ModelSource, TrialEval
 from search.report._stats import BOOTSTRAP_RESAMPLES, Interval, paired_bootstrap, t_interval
-from search.report._store import complete_trials, position_of
+from search.report._store import complete_trials
 
 __all__ = ["AblationRow", "Ablation", "build_ablation", "REFERENCE"]
 
@@ -47,7 +48,9 @@ class Ablation:
 
 
 def _replicate(trial: Any) -> int:
-    return int(trial.params.get("replicate", trial.user_attrs.get("seed", trial.number)))
+    """The trial's replicate (its searched ``replicate``); a trial without one is told apart by its seed."""
+    seed = TrialRecord.from_trial(trial).seed
+    return int(trial.params.get("replicate", trial.number if seed is None else seed))
 
 
 def build_ablation(study: optuna.Study, dataset: Any, source: ModelSource, *,
@@ -55,10 +58,11 @@ def build_ablation(study: optuna.Study, dataset: Any, source: ModelSource, *,
     notes: list[str] = []
     latest: dict[tuple[str, int], Any] = {}
     for trial in complete_trials(study):  # a (position, replicate) run twice: the later one counts
-        latest[(position_of(trial), _replicate(trial))] = trial
+        latest[(TrialRecord.from_trial(trial).position, _replicate(trial))] = trial
     unfinished: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.PRUNED, TrialState.FAIL)):
-        unfinished[position_of(trial)] = unfinished.get(position_of(trial), 0) + 1
+        position = TrialRecord.from_trial(trial).position
+        unfinished[position] = unfinished.get(position, 0) + 1
     if unfinished:
         notes.append(f"{sum(unfinished.values())} ablation trial(s) were pruned or failed "
                      f"({', '.join(f'{p}: {n}' for p, n in sorted(unfinished.items()))}); an equal-budget ablation "
@@ -89,8 +93,7 @@ def build_ablation(study: optuna.Study, dataset: Any, source: ModelSource, *,
                 diff = paired_bootstrap([scored[r].counts for r in pairs], [evals[(REFERENCE, r)].counts for r in pairs],
                                         resamples=resamples)
         deltas = [e.uniform_delta for e in scored.values() if e.uniform_delta is not None]
-        degenerate = any(bool((t.user_attrs.get("diagnostics") or {}).get("degenerate_attention"))
-                         for t in trials.values())
+        degenerate = any(TrialRecord.from_trial(t).degenerate_attention for t in trials.values())
         rows.append(AblationRow(position=position, seeds=len(trials), valid=t_interval([t.value for t in trials.values()]),
                                 test=test, diff=diff, degenerate=degenerate,
                                 uniform_delta=float(np.mean(deltas)) if deltas else None,

@@ -7,10 +7,11 @@ from typing import Any
 
 import optuna
 
+from search.record import TrialRecord
 from search.report._ablation import REFERENCE, Ablation, best_of
 from search.report._evaluate import ModelSource, TrialEval
 from search.report._stats import Interval, paired_bootstrap
-from search.report._store import complete_trials, position_of
+from search.report._store import complete_trials
 
 __all__ = ["WithWithout", "compare_with_without"]
 
@@ -42,8 +43,9 @@ def compare_with_without(study: optuna.Study, dataset: Any, source: ModelSource,
                            w.number if w else None, wo.number if wo else None, w.position if w else None,
                            w, wo, n_with, n_without, diff)
     trials = complete_trials(study)
-    with_ = [t for t in trials if position_of(t) != REFERENCE]
-    without = [t for t in trials if position_of(t) == REFERENCE]
+    positions = {t.number: TrialRecord.from_trial(t).position for t in trials}
+    with_ = [t for t in trials if positions[t.number] != REFERENCE]
+    without = [t for t in trials if positions[t.number] == REFERENCE]
     best_with = max(with_, key=lambda t: t.value) if with_ else None
     best_without = max(without, key=lambda t: t.value) if without else None
 
@@ -61,4 +63,4 @@ def compare_with_without(study: optuna.Study, dataset: Any, source: ModelSource,
     return WithWithout(study.study_name, False, best_with.value if best_with else None,
                        best_without.value if best_without else None,
                        best_with.number if best_with else None, best_without.number if best_without else None,
-                       position_of(best_with) if best_with else None, w, wo, len(with_), len(without), diff)
+                       positions[best_with.number] if best_with else None, w, wo, len(with_), len(without), diff)

@@ -9,14 +9,16 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial
 
+from search.config import PREDICT_BATCH
 from search.errors import StudyConfigError
 from search.metrics import evaluate, micro_f1, per_label_f1
+from search.record import MODEL_ARTIFACT_ID, TrialRecord
 from search.report._stats import Counts, counts
-from search.report._store import position_of
 
 __all__ = ["TrialEval", "ModelSource", "load_split_data"]
 
-PREDICT_BATCH = 512
+# The objective records a tuned threshold for every finished trial; one without it is scored at 0.5.
+DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass
@@ -68,7 +70,7 @@ class ModelSource:
 
     @staticmethod
     def has_model(trial: FrozenTrial) -> bool:
-        return bool(trial.user_attrs.get("model_artifact_id"))
+        return bool(TrialRecord.from_trial(trial).model_artifact_id)
 
     def load(self, study_name: str, trial: FrozenTrial) -> Any:
         from optuna.artifacts import download_artifact
@@ -76,9 +78,9 @@ class ModelSource:
 
         from search.model import load_model
 
-        artifact = trial.user_attrs.get("model_artifact_id")
+        artifact = TrialRecord.from_trial(trial).model_artifact_id
         if not artifact:
-            raise StudyConfigError(f"trial {trial.number} has no saved model (user attribute model_artifact_id); "
+            raise StudyConfigError(f"trial {trial.number} has no saved model (user attribute {MODEL_ARTIFACT_ID}); "
                                    "expected a study run without --no-save-models", source=f"study '{study_name}'")
         path = Path(self._tmp.name) / f"{study_name}-{trial.number}.keras"
         try:
@@ -94,17 +96,17 @@ class ModelSource:
 
     def evaluate(self, study_name: str, trial: FrozenTrial, dataset: Any, *, valid: bool = False,
                  uniform: bool = False, replicate: int | None = None) -> TrialEval:
+        record = TrialRecord.from_trial(trial)
         model = self.load(study_name, trial)
         try:
-            threshold = float(trial.user_attrs.get("threshold", 0.5))
+            threshold = float(record.threshold if record.threshold is not None else DEFAULT_THRESHOLD)
             prob = np.asarray(model.predict(dataset.x_test, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
             valid_f1 = None
             if valid:
                 valid_prob = model.predict(dataset.x_valid, batch_size=PREDICT_BATCH, verbose=0)
                 valid_f1 = micro_f1(dataset.y_valid, valid_prob, threshold)
-            diagnostics = trial.user_attrs.get("diagnostics", {}) or {}
             delta = None
-            if uniform and diagnostics.get("attention_layers"):
+            if uniform and (record.diagnostics or {}).get("attention_layers"):
                 from search.model import uniform_attention_delta
 
                 delta = float(uniform_attention_delta(model, dataset.x_test, dataset.y_test, threshold,
@@ -112,9 +114,9 @@ class ModelSource:
         finally:
             del model  # no keras.backend.clear_session(): its gc.collect() costs more than the model it frees
         return TrialEval(
-            study=study_name, number=trial.number, position=position_of(trial), value=float(trial.value),
+            study=study_name, number=trial.number, position=record.position, value=float(trial.value),
             threshold=threshold, test_prob=prob, metrics=evaluate(dataset.y_test, prob, threshold),
-            counts=counts(dataset.y_test, prob, threshold), degenerate=bool(diagnostics.get("degenerate_attention")),
+            counts=counts(dataset.y_test, prob, threshold), degenerate=record.degenerate_attention,
             replicate=replicate, valid_micro_f1=valid_f1, uniform_delta=delta,
             per_label=per_label_f1(dataset.y_test, prob, threshold),
         )

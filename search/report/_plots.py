@@ -11,9 +11,10 @@ import optuna
 
 from search.model import ATTENTION_POSITIONS
 from search.plots import agg_figure, save_png
+from search.record import TrialRecord
 from search.report._ablation import Ablation
 from search.report._compare import WithWithout
-from search.report._store import complete_trials, position_of
+from search.report._store import complete_trials
 
 __all__ = ["report_plots", "PLOT_FILES"]
 
@@ -45,7 +46,8 @@ def _optuna_plot(draw: Callable[[], Any], path: Path) -> Path:
 
 def _positions_plot(study: optuna.Study, ablation: Ablation | None, path: Path) -> Path:
     trials = complete_trials(study)
-    found = {position_of(t) for t in trials} | ({r.position for r in ablation.rows} if ablation else set())
+    positions = [TrialRecord.from_trial(t).position for t in trials]
+    found = set(positions) | ({r.position for r in ablation.rows} if ablation else set())
     order = [p for p in ATTENTION_POSITIONS if p in found] + sorted(found - set(ATTENTION_POSITIONS))
     panels = 2 if ablation is not None else 1
     fig = agg_figure(5.2 * panels, 3.6)
@@ -53,7 +55,7 @@ def _positions_plot(study: optuna.Study, ablation: Ablation | None, path: Path) 
     rng = np.random.default_rng(0)
     ax = axes[0]
     for i, position in enumerate(order):
-        values = [t.value for t in trials if position_of(t) == position]
+        values = [t.value for t, p in zip(trials, positions, strict=True) if p == position]
         ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, alpha=0.7, s=22)
     ax.set_title(f"study {study.study_name}: complete trials\n(not an equal budget: the sampler chose)", fontsize=9)
     if ablation is not None:

@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.config import RunConfig
 from search.errors import StorageError, StudyConfigError
 
-__all__ = ["DEFAULT_ABLATION_STUDY", "Sources", "open_sources", "position_of", "complete_trials"]
+__all__ = ["DEFAULT_ABLATION_STUDY", "Sources", "open_sources", "complete_trials"]
 
 DEFAULT_ABLATION_STUDY = "ablation"
 
@@ -24,17 +24,6 @@ class Sources:
     ablation: optuna.Study | None
     ablation_config: RunConfig | None
     notes: list[str]
-
-
-def position_of(trial: FrozenTrial) -> str:
-    """The trial's attention position: searched, fixed (``--set`` / the baseline space) or from its preset."""
-    if "attention_position" in trial.params:
-        return str(trial.params["attention_position"])
-    fixed = trial.user_attrs.get("fixed_params", {}) or {}
-    if "attention_position" in fixed:
-        return str(fixed["attention_position"])
-    diagnostics = trial.user_attrs.get("diagnostics", {}) or {}
-    return str(diagnostics.get("attention_position", "none"))
 
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:

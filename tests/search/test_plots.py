@@ -20,6 +20,7 @@ from search.plots import (
     save_png,
     upload_trial_plots,
 )
+from search.record import TrialRecord
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EPOCHS = [
@@ -107,11 +108,11 @@ def test_upload_for_a_label_attention_model(tmp_path: Path) -> None:
 
 
 def test_best_trial_note() -> None:
-    attrs = {"epochs": EPOCHS, "best_epoch": 2, "threshold": 0.35, "trainable_params": 1234, "seed": 3,
-             "fixed_params": {"rnn_layers": 1, "conv_kernel_sizes": [1, 2, 3]},
-             "diagnostics": {"degenerate_attention": True, "degenerate_reason": "attends over 1 step"}}
-    body = best_trial_note(study_name="attn", number=5, value=0.45, params={"attention_position": "pooled",
-                           "learning_rate": 0.00123456}, user_attrs=attrs, complete_before=4)
+    record = TrialRecord(epochs=EPOCHS, best_epoch=2, threshold=0.35, trainable_params=1234, seed=3,
+                         fixed_params={"rnn_layers": 1, "conv_kernel_sizes": [1, 2, 3]},
+                         diagnostics={"degenerate_attention": True, "degenerate_reason": "attends over 1 step"},
+                         searched_params={"attention_position": "pooled", "learning_rate": 0.00123456})
+    body = best_trial_note(study_name="attn", number=5, value=0.45, record=record, complete_before=4)
     assert body.startswith("## Best trial of study `attn` when it finished: trial 5")
     for line in ("| validation micro-F1 at the tuned threshold (the objective) | 0.4500 |", "| tuned threshold | 0.35 |",
                  "| validation micro-F1 at 0.5 | 0.41 |", "| best epoch / epochs run | 2 / 2 |",
