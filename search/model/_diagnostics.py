@@ -13,6 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from search.metrics import micro_f1
 from search.model._layers import AdditiveAttentionPooling, LabelWiseAttention, RaffelAttention
 
 __all__ = [
@@ -111,7 +112,7 @@ def _distributions(model: keras.Model, x: Any, batch_size: int) -> dict[str, tup
     chunks: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {layer.name: [] for layer in layers}
     for start in range(0, n, batch_size):  # the layers run eagerly: one batch at a time
         tensor_dict = {key: ops.convert_to_tensor(value[start:start + batch_size])
-                       for key, value in zip(wanted, values)}
+                       for key, value in zip(wanted, values, strict=True)}
         for layer in layers:
             chunks[layer.name].append(_layer_distribution(layer, tensor_dict))
     return {
@@ -189,16 +190,6 @@ def _score_variables(layer: keras.layers.Layer) -> list[Any]:
     return list(layer.score_variables())
 
 
-def _micro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    truth = np.asarray(y_true) > 0.5
-    pred = np.asarray(y_pred, dtype=bool)
-    tp = float(np.sum(truth & pred))
-    fp = float(np.sum(~truth & pred))
-    fn = float(np.sum(truth & ~pred))
-    denominator = 2 * tp + fp + fn
-    return 2 * tp / denominator if denominator else 0.0
-
-
 def uniform_attention_delta(
     model: keras.Model, x: Any, y: Any, threshold: float = 0.5, *, batch_size: int = 64
 ) -> dict[str, Any]:
@@ -223,8 +214,8 @@ def uniform_attention_delta(
     finally:
         for variable, value in saved:
             variable.assign(value)
-    f1 = _micro_f1(y, np.asarray(learnt) >= threshold)
-    f1_uniform = _micro_f1(y, np.asarray(uniform) >= threshold)
+    f1 = micro_f1(y, learnt, threshold)  # the objective's and the report's micro-F1
+    f1_uniform = micro_f1(y, uniform, threshold)
     return {
         "micro_f1": f1,
         "micro_f1_uniform": f1_uniform,

@@ -6,6 +6,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from sklearn.metrics import f1_score
 
 from search.model import attention_entropy, attention_weights, build_model, uniform_attention_delta
 
@@ -73,6 +74,8 @@ def test_uniform_attention_delta_restores_the_weights(position, models, tiny_dat
     assert set(result) == {"micro_f1", "micro_f1_uniform", "delta", "threshold", "layers"}
     assert 0.0 <= result["micro_f1"] <= 1.0 and 0.0 <= result["micro_f1_uniform"] <= 1.0
     assert result["delta"] == pytest.approx(result["micro_f1"] - result["micro_f1_uniform"])
+    expected = f1_score(y.astype(bool), predictions >= 0.5, average="micro", zero_division=0)
+    assert result["micro_f1"] == pytest.approx(expected)  # the same micro-F1 as the objective and the report
     assert (result["layers"] == []) is (position == "none")
     for b, a in zip(before, model.weights):
         np.testing.assert_array_equal(b, keras.ops.convert_to_numpy(a))
