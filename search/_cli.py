@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from typing import Any, Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from search.errors import InputError
 
@@ -44,26 +46,33 @@ def port_number(text: str) -> int:
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a flag's default unless its help already says it, or there is none."""
 
-    def _get_help_string(self, action: argparse.Action) -> str:
+    def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
             return text
         return super()._get_help_string(action)
 
 
-def parse_key_values(items: Sequence[str], flag: str) -> dict[str, Any]:
-    """Repeated ``KEY=VALUE`` flags -> dict; values are JSON where they parse (numbers, booleans, lists)."""
-    import json
+def parse_key_values(
+    items: Sequence[str], flag: str, value: Callable[[str, str], Any] | None = None
+) -> dict[str, Any]:
+    """Repeated ``KEY=VALUE`` flags -> dict, a later key replacing an earlier one.
 
-    from search.errors import StudyConfigError
-
+    ``value(key, text)`` turns each value's text into the value, and may refuse it with its own error;
+    without it a value is JSON where it parses (numbers, booleans, lists), else the text itself.
+    """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
+        key = key.strip()
         if not sep or not key:
-            raise StudyConfigError(f"got '{item}'; expected key=value", source=flag)
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
+            raise InputError(f"got {item!r}; expected KEY=VALUE", source=flag)
+        out[key] = value(key, raw) if value is not None else _json_or_text(raw)
     return out
+
+
+def _json_or_text(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from search._cli import CliParser, run_main
-from search.errors import InputError, ModelConfigError
+from search._cli import CliParser, parse_key_values, run_main
+from search.errors import InputError
 from search.model._memory import check_attention_memory
 from search.model._params import InputShapes, check_shapes, parse_param_value, resolve_params
 from search.model._presets import PRESETS
@@ -53,11 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _params_from(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = dict(PRESETS[args.preset]) if args.preset else {}
-    for item in args.param:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ModelConfigError(f"got {item!r}; expected KEY=VALUE", source="--param")
-        params[key.strip()] = parse_param_value(key.strip(), text)
+    params.update(parse_key_values(args.param, "--param", parse_param_value))
     return params
 
 
