@@ -12,18 +12,18 @@ to the 50 most frequent tags. Packages built from one source package often share
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import datetime as _dt
 import gzip
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
-from search._cli import run_main
+from search._cli import CliParser, run_main
 from search.data._deb822 import iter_stanzas, read_index_text
 from search.errors import DataError
 
@@ -110,7 +110,7 @@ def split_by_group(groups: Sequence[str], fractions: Sequence[float] = SPLIT_FRA
     return [assign[g] for g in groups]
 
 
-def _split_groups(docs: list[dict]) -> list[str]:
+def _split_groups(docs: list[dict[str, Any]]) -> list[str]:
     """Group key per document: its source package, with sources that share a description merged, so no
     text (e.g. a transitional package's stock description) lands in two splits."""
     parent: dict[str, str] = {}
@@ -130,7 +130,7 @@ def _split_groups(docs: list[dict]) -> list[str]:
     return [find(d["source"]) for d in docs]
 
 
-def build_debtags(lists: Path = DEFAULT_LISTS, codename: str | None = None, top_k: int = TOP_K) -> dict:
+def build_debtags(lists: Path = DEFAULT_LISTS, codename: str | None = None, top_k: int = TOP_K) -> dict[str, Any]:
     """Read the indexes and return the dataset as a JSON-ready dict (``meta`` + ``documents``)."""
     packages_files, translation_files, release = _find_indexes(Path(lists), codename)
     translations: dict[tuple[str, str], str] = {}
@@ -139,7 +139,7 @@ def build_debtags(lists: Path = DEFAULT_LISTS, codename: str | None = None, top_
             if "Description-en" in st:
                 translations[(st.get("Package", ""), st.get("Description-md5", ""))] = st["Description-en"]
 
-    records: dict[str, dict] = {}
+    records: dict[str, dict[str, Any]] = {}
     for path in packages_files:
         for st in iter_stanzas(read_index_text(path)):
             tags = [t.strip() for t in st.get("Tag", "").replace("\n", " ").split(",") if t.strip()]
@@ -165,12 +165,12 @@ def build_debtags(lists: Path = DEFAULT_LISTS, codename: str | None = None, top_
         if labels:
             docs.append({"id": r["id"], "source": r["source"], "text": r["text"], "labels": sorted(labels)})
     splits = split_by_group(_split_groups(docs))
-    for d, s in zip(docs, splits):
+    for d, s in zip(docs, splits, strict=True):
         d["split"] = s
 
     index_dates = {}
     for p in packages_files + translation_files:
-        index_dates[p.name] = _dt.datetime.fromtimestamp(p.stat().st_mtime, _dt.timezone.utc).isoformat(timespec="seconds")
+        index_dates[p.name] = _dt.datetime.fromtimestamp(p.stat().st_mtime, _dt.UTC).isoformat(timespec="seconds")
     split_counts = collections.Counter(splits)
     meta = {
         "name": "debtags50",
@@ -181,14 +181,15 @@ def build_debtags(lists: Path = DEFAULT_LISTS, codename: str | None = None, top_
         "label_counts": {t: counts[t] for t in top},
         "documents": len(docs),
         "split_counts": {k: split_counts[k] for k in ("train", "valid", "test")},
-        "split_rule": f"by source package (sources sharing a description kept together), fractions {list(SPLIT_FRACTIONS)} of documents, seed {SPLIT_SEED}",
+        "split_rule": f"by source package (sources sharing a description kept together), "
+                      f"fractions {list(SPLIT_FRACTIONS)} of documents, seed {SPLIT_SEED}",
         "licence": "Debian package descriptions and Debtags: from the Debian archive (DFSG-free packages of main); "
                    "each description is the package maintainer's text under the package's licence",
     }
     return {"meta": meta, "documents": docs}
 
 
-def write_dataset(data: dict, out: Path) -> None:
+def write_dataset(data: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     tmp = out.with_suffix(out.suffix + ".tmp")
@@ -198,8 +199,8 @@ def write_dataset(data: dict, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.data.debtags", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = CliParser(prog="python -m search.data.debtags", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CliParser)
     b = sub.add_parser("build", help="build the dataset file from apt's index files")
     b.add_argument("--lists", type=Path, default=DEFAULT_LISTS, help="apt's lists folder (default %(default)s)")
     b.add_argument("--codename", default=None, help="release codename (default: the one found, e.g. bookworm)")

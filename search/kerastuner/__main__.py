@@ -10,9 +10,9 @@ with ``python -m search.dashboard``.
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
-from search._cli import HelpFormatter, parse_key_values, run_main
+from search._cli import CliParser, HelpFormatter, parse_key_values, run_main
 from search.config import PRUNERS, RunConfig
 from search.errors import StudyConfigError
 
@@ -20,8 +20,8 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m search.kerastuner", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = CliParser(prog="python -m search.kerastuner", description=__doc__.split("\n\n")[0],
+                  formatter_class=HelpFormatter)
     p.add_argument("--hypermodel", required=True, metavar="MODULE:ATTR",
                    help="keras_tuner.HyperModel subclass/instance or build(hp) function, e.g. tuning.py:build_model")
     p.add_argument("--study", required=True, help="study name")
@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parse_spec(args.hypermodel)  # a malformed spec is refused before anything loads
     if args.trials < 1:
         raise StudyConfigError(f"got {args.trials}; expected at least 1", source="--trials")
-    fixed, fit_kwargs = parse_key_values(args.set, "--set"), parse_key_values(args.fit, "--fit") or None  # None: as stored
+    fixed = parse_key_values(args.set, "--set")
+    fit_kwargs = parse_key_values(args.fit, "--fit") or None  # None: a resumed study keeps its own
     from search.runtime import configure_process
 
     configure_process(args.gpu, args.backend)
