@@ -8,7 +8,7 @@ Everything here is independent of the Keras backend (numpy, scikit-learn and gen
 """
 from __future__ import annotations
 
-from search.data._dataset import SPLITS, DataSettings, Dataset, DataWarning
+from search.data._dataset import SPLITS, Dataset, DataSettings, DataWarning
 from search.data._embeddings import embedding_matrix_for, train_word2vec
 from search.data._loaders import BUNDLED, SUPPORTED_EXTENSIONS, load_dataset, resolve_source
 

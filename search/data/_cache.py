@@ -1,13 +1,15 @@
 """On-disk cache of vectorised arrays (and embeddings), keyed by a fingerprint of input + settings."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -62,10 +64,8 @@ def save_entry(root: Path, kind: str, key: str, arrays: Mapping[str, np.ndarray]
         for name, arr in arrays.items():
             np.save(tmp / f"{name}.npy", arr)
         (tmp / "meta.json").write_text(json.dumps(meta))
-        try:
+        with contextlib.suppress(OSError):  # another worker wrote it first
             tmp.rename(final)
-        except OSError:
-            pass  # another worker wrote it first
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -11,8 +11,8 @@ import gzip
 import lzma
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from search.errors import DataError
 

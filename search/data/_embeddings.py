@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def train_word2vec(dataset: Dataset, dim: int = 100, *, epochs: int = 5, window:
     return matrix
 
 
-def embedding_matrix_for(dataset: Dataset, dim: int = 100, **kwargs) -> np.ndarray:
+def embedding_matrix_for(dataset: Dataset, dim: int = 100, **kwargs: Any) -> np.ndarray:
     """The user's matrix when the dataset has one, else word2vec trained on its training split."""
     if dataset.embedding_matrix is not None:
         return dataset.embedding_matrix

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import collections
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from search.data._cache import cache_dir, file_digest, fingerprint, load_entry, save_entry
-from search.data._dataset import SPLITS, DataSettings, Dataset, warn
+from search.data._dataset import SPLITS, Dataset, DataSettings, warn
 from search.data._npz import load_npz
 from search.data._textfiles import Record, assign_splits, read_bundled, read_text_file
 from search.data._validate import validate_arrays
@@ -141,7 +142,7 @@ def _text_warnings(by_split: dict[str, list[Record]], source: str) -> list[str]:
     return out
 
 
-def _capture_warnings(fn) -> list[str]:
+def _capture_warnings(fn: Callable[[], object]) -> list[str]:
     import warnings
 
     from search.data._dataset import DataWarning

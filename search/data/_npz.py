@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.data._dataset import DataSettings, Dataset
+from search.data._dataset import Dataset, DataSettings
 from search.data._validate import check_embedding_matrix, validate_arrays
 from search.errors import DataError
 
@@ -37,10 +37,12 @@ def load_npz(path: Path, settings: DataSettings, digest: str, fingerprint: str, 
     if matrix is not None:
         check_embedding_matrix(matrix, source)
     validate_arrays(arrays, source, label_names=names, embedding_matrix=matrix)
+    # validate_arrays refused a missing required split: each array left is one the file holds.
+    out: dict[str, np.ndarray] = {
+        k: v.astype(np.int32) if k.startswith("x_") else v.astype(np.uint8) for k, v in arrays.items() if v is not None
+    }
     if names is None:
-        names = [f"label_{i}" for i in range(arrays["y_train"].shape[1])]
-    out = {k: (v.astype(np.int32) if k.startswith("x_") else v.astype(np.uint8)) if v is not None else None
-           for k, v in arrays.items()}
+        names = [f"label_{i}" for i in range(out["y_train"].shape[1])]
     if settings.limit is not None:
         out["x_train"], out["y_train"] = out["x_train"][: settings.limit], out["y_train"][: settings.limit]
     return Dataset(

@@ -72,8 +72,9 @@ def read_text_file(path: Path) -> list[Record]:
             _check_columns(list(reader.fieldnames or []), source)
             for n, row in enumerate(reader, start=2):
                 where = f"line {n}"
-                records.append(Record(str(row[TEXT_COLUMN] or ""), _parse_labels(row[LABELS_COLUMN] or "", source, where),
-                                      _parse_split(row.get(SPLIT_COLUMN), source, where)))
+                labels = _parse_labels(row[LABELS_COLUMN] or "", source, where)
+                split = _parse_split(row.get(SPLIT_COLUMN), source, where)
+                records.append(Record(str(row[TEXT_COLUMN] or ""), labels, split))
     else:  # .jsonl
         with open(path, encoding="utf-8") as fh:
             for n, line in enumerate(fh, start=1):
@@ -114,6 +115,6 @@ def assign_splits(records: list[Record], seed: int, source: str) -> None:
                         source=source, field=SPLIT_COLUMN)
     n = len(records)
     order = np.random.default_rng(seed).permutation(n)
-    n_train, n_valid = int(round(n * 0.70)), int(round(n * 0.15))
+    n_train, n_valid = round(n * 0.70), round(n * 0.15)
     for rank, idx in enumerate(order):
         records[idx].split = SPLITS[0] if rank < n_train else SPLITS[1] if rank < n_train + n_valid else SPLITS[2]

@@ -6,7 +6,7 @@ soft checks (a label never seen in training, a document in two splits) warn with
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -47,7 +47,8 @@ def validate_arrays(arrays: Mapping[str, np.ndarray | None], source: str, *, lab
             raise DataError(f"'{present}' is present but '{missing}' is not; expected both", source=source,
                             field=missing)
         if x.ndim != 2:
-            raise DataError(f"got shape {x.shape}; expected 2-D (documents x tokens)", source=source, field=f"x_{split}")
+            raise DataError(f"got shape {x.shape}; expected 2-D (documents x tokens)", source=source,
+                            field=f"x_{split}")
         if y.ndim != 2:
             raise DataError(f"got shape {y.shape}; expected 2-D multi-hot (documents x labels)", source=source,
                             field=f"y_{split}")
@@ -56,15 +57,18 @@ def validate_arrays(arrays: Mapping[str, np.ndarray | None], source: str, *, lab
         if len(x) != len(y):
             raise DataError(f"x has {len(x)} documents but y has {len(y)}; expected the same number",
                             source=source, field=f"y_{split}")
-        if not np.issubdtype(x.dtype, np.integer):
-            if not (np.issubdtype(x.dtype, np.floating) and np.all(np.mod(x, 1) == 0)):
-                raise DataError(f"got dtype {x.dtype}; expected integer token ids", source=source, field=f"x_{split}")
+        whole_numbers = np.issubdtype(x.dtype, np.integer) or (
+            np.issubdtype(x.dtype, np.floating) and np.all(np.mod(x, 1) == 0)
+        )
+        if not whole_numbers:
+            raise DataError(f"got dtype {x.dtype}; expected integer token ids", source=source, field=f"x_{split}")
         if x.min(initial=0) < 0:
             raise DataError(f"token id {int(x.min())} is negative; expected ids >= 0 (0 = padding)",
                             source=source, field=f"x_{split}")
         if embedding_matrix is not None and x.max(initial=0) >= embedding_matrix.shape[0]:
-            raise DataError(f"token id {int(x.max())} is beyond the embedding matrix's {embedding_matrix.shape[0]} rows; "
-                            f"expected ids < {embedding_matrix.shape[0]}", source=source, field=f"x_{split}")
+            rows = embedding_matrix.shape[0]
+            raise DataError(f"token id {int(x.max())} is beyond the embedding matrix's {rows} rows; "
+                            f"expected ids < {rows}", source=source, field=f"x_{split}")
         if not np.isin(y, (0, 1)).all():
             odd = np.unique(y[~np.isin(y, (0, 1))])[:3]
             raise DataError(f"got label values {odd.tolist()}; expected multi-hot 0/1", source=source,
@@ -75,7 +79,7 @@ def validate_arrays(arrays: Mapping[str, np.ndarray | None], source: str, *, lab
         raise DataError("split missing; expected x_train, y_train, x_valid and y_valid", source=source, field=missing)
     if len(set(widths.values())) > 1:
         raise DataError(f"label widths differ between splits ({widths}); expected the same number of labels",
-                        source=source, field="y_" + [s for s in widths if widths[s] != widths["train"]][0])
+                        source=source, field="y_" + next(s for s in widths if widths[s] != widths["train"]))
     if label_names is not None and len(label_names) != widths["train"]:
         raise DataError(f"{len(label_names)} names but y has {widths['train']} labels; expected one name per label",
                         source=source, field="label_names")
@@ -87,7 +91,7 @@ def validate_arrays(arrays: Mapping[str, np.ndarray | None], source: str, *, lab
         warn(f"{source}: {unseen.size} label(s) appear in no training document: {', '.join(names)}")
     if not check_duplicates:
         return
-    hashes = {s: _row_hashes(arrays[f"x_{s}"]) for s in ("train", "valid", "test") if arrays.get(f"x_{s}") is not None}
+    hashes = {s: _row_hashes(x) for s in ("train", "valid", "test") if (x := arrays.get(f"x_{s}")) is not None}
     for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
         if a in hashes and b in hashes:
             shared = len(hashes[a] & hashes[b])

@@ -7,7 +7,7 @@ count, rank and look up.
 from __future__ import annotations
 
 import collections
-from typing import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer
@@ -19,7 +19,7 @@ PAD, OOV = "<pad>", "<oov>"
 _TOKEN_PATTERN = r"(?u)\b\w[\w+#.-]*\w\+*|\b\w\b\+*"
 
 
-def tokenizer():
+def tokenizer() -> Callable[[str], list[str]]:
     """The analyser: lowercases and splits into tokens (scikit-learn's, with our token pattern)."""
     return CountVectorizer(lowercase=True, token_pattern=_TOKEN_PATTERN).build_analyzer()
 

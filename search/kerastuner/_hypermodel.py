@@ -1,8 +1,9 @@
 """Loading a user's hypermodel, and building / fitting one trial's model from it (imports keras_tuner)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import keras
 import keras_tuner

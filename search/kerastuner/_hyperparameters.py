@@ -31,7 +31,8 @@ Defaults are not used for sampling (keras-tuner's tuners sample them randomly to
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import keras_tuner
 import optuna

@@ -27,8 +27,9 @@ With ``mask_padding=False`` nothing is masked and the convolutions are 'valid': 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import keras
 import numpy as np

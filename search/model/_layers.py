@@ -34,6 +34,14 @@ def masked_softmax(scores: Any, mask: Any | None, axis: int = -1) -> Any:
     return weights * ops.cast(mask, "float32")
 
 
+def _feature_width(layer: keras.layers.Layer, input_shape: tuple[int | None, ...]) -> int:
+    """The last axis of ``input_shape``: the weights' size depends on it, so it must be known."""
+    features = input_shape[-1]
+    if features is None:
+        raise ValueError(f"{type(layer).__name__} needs a known feature width; got input shape {input_shape}")
+    return int(features)
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class AdditiveAttentionPooling(keras.layers.Layer):
     """Additive attention pooling over time: ``(batch, T, F) -> (batch, F)``.
@@ -52,7 +60,7 @@ class AdditiveAttentionPooling(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        features = int(input_shape[-1])
+        features = _feature_width(self, input_shape)
         units = self.units or features
         self.kernel = self.add_weight(name="kernel", shape=(features, units), initializer="glorot_uniform")
         self.bias = self.add_weight(name="bias", shape=(units,), initializer="zeros")
@@ -102,7 +110,8 @@ class RaffelAttention(keras.layers.Layer):
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         if len(input_shape) != 3 or input_shape[1] is None:
             raise ValueError(f"RaffelAttention needs (batch, steps, features) with known steps; got {input_shape}")
-        self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]),), initializer="glorot_uniform")
+        self.kernel = self.add_weight(name="kernel", shape=(_feature_width(self, input_shape),),
+                                      initializer="glorot_uniform")
         self.bias = (
             self.add_weight(name="bias", shape=(int(input_shape[1]),), initializer="zeros") if self.use_bias else None
         )
@@ -154,7 +163,7 @@ class LabelWiseAttention(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        features = int(input_shape[-1])
+        features = _feature_width(self, input_shape)
         units = self.units or features
         self.kernel = self.add_weight(name="kernel", shape=(features, units), initializer="glorot_uniform")
         self.label_queries = self.add_weight(

@@ -7,7 +7,8 @@ length 3000, batch 64 and 8 heads that is 64 x 8 x 3000^2 x 4 bytes = 18.4 GB fo
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from search.errors import ModelConfigError
 from search.model._params import InputShapes, resolve_params, rnn_output_dim
@@ -91,7 +92,7 @@ def activation_memory_bytes(model: Any, params: Mapping[str, Any], shapes: Input
     for operation in model.operations:
         for node in getattr(operation, "_inbound_nodes", [])[:1]:
             for tensor in node.outputs:
-                dims = [d for d in tensor.shape[1:]]
+                dims = list(tensor.shape[1:])
                 if all(isinstance(d, int) for d in dims):
                     elements += math.prod(dims)
     elements += _internal_attention_elements(params, shapes)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -330,13 +330,16 @@ def check_shapes(params: Mapping[str, Any], shapes: InputShapes) -> None:
             )
 
     kernels = params["conv_kernel_sizes"]
-    if params["architecture"] == "rcnn" and params["attention_position"] != "label":
-        if not params["mask_padding"] and max(kernels) > shapes.seq_len:
-            raise ModelConfigError(
-                f"got kernel size {max(kernels)} with 'valid' convolutions over sequences of length "
-                f"{shapes.seq_len}; expected kernel sizes <= seq_len",
-                source=_SOURCE, field="conv_kernel_sizes",
-            )
+    # Unmasked rcnn convolutions are 'valid' (no padding): a kernel longer than the sequence has no output.
+    valid_convolutions = (
+        params["architecture"] == "rcnn" and params["attention_position"] != "label" and not params["mask_padding"]
+    )
+    if valid_convolutions and max(kernels) > shapes.seq_len:
+        raise ModelConfigError(
+            f"got kernel size {max(kernels)} with 'valid' convolutions over sequences of length "
+            f"{shapes.seq_len}; expected kernel sizes <= seq_len",
+            source=_SOURCE, field="conv_kernel_sizes",
+        )
     if params["architecture"] == "residual_mha" and shapes.seq_len < 2:
         raise ModelConfigError(
             f"got seq_len {shapes.seq_len}; expected >= 2 (the residual_mha architecture max-pools by 2)",
