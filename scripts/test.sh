@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command: installs what the suite needs, then runs the whole default suite.
+# The README's test command: installs what the suite needs, checks lint and types, then runs the whole
+# default suite.
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,14 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     fi
 fi
 python -m pip install -q -e ".[test]"
+# Lint and types first: they take seconds and name the line, where the suite takes minutes.
+# Their configuration (rules, strictness, caches under .cache/) is in pyproject.toml.
+# Both run before either failure stops the script, so one run shows every finding.
+checks=0
+python -m ruff check search spaces storage || checks=1
+python -m mypy search spaces storage || checks=1
+if [ "$checks" != 0 ]; then
+    echo "error: ruff or mypy found problems (above); the tests were not run" >&2
+    exit 1
+fi
 exec python -m pytest "$@"
