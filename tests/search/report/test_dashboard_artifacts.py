@@ -14,6 +14,7 @@ from optuna.artifacts import get_all_artifact_meta
 
 from browserhelpers import chromium, running_dashboard
 from search.plots import ATTENTION_HEATMAP_PNG, LEARNING_CURVE_PNG
+from search.record import TrialRecord
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -32,7 +33,7 @@ def test_every_finished_trial_has_its_plots(studies: Path) -> None:
             assert LEARNING_CURVE_PNG in files and files[LEARNING_CURVE_PNG].mimetype == "image/png"
             attends = trial.params.get("attention_position", "none") not in ("none", "pooled")
             assert (ATTENTION_HEATMAP_PNG in files) == attends, (name, trial.number, sorted(files))
-            assert "artifact_error" not in trial.user_attrs
+            assert TrialRecord.from_trial(trial).artifact_error is None
         best = study.best_trial
         note = get_note(optuna.trial.Trial(study, best._trial_id))
         assert f"trial {best.number}" in note and f"{best.value:.4f}" in note

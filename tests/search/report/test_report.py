@@ -11,6 +11,7 @@ import pytest
 from clihelpers import assert_one_line_error, run_cli
 from search._cli import run_main
 from search.metrics import micro_f1
+from search.record import TrialRecord
 from search.report import Report, make_report
 from search.report.__main__ import main
 
@@ -63,7 +64,7 @@ def test_best_trial_is_rebuilt_and_scored(report: Report, studies: Path) -> None
     study = optuna.load_study(study_name="attn", storage=f"sqlite:///{studies / 'studies.db'}")
     best = study.best_trial
     assert report.best.number == best.number
-    assert report.best.threshold == best.user_attrs["threshold"]
+    assert report.best.threshold == TrialRecord.from_trial(best).threshold
     # the reloaded model reproduces the trial's validation score at its threshold
     assert report.best.valid_micro_f1 == pytest.approx(best.value, abs=1e-3)
     for key in ("micro_f1", "macro_f1", "precision_at_5", "micro_auc", "macro_auc"):
