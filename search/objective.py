@@ -8,8 +8,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -250,10 +251,10 @@ def _worth_saving(trial: optuna.Trial, value: float, space_name: str) -> bool:
         return True
     done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     position = TrialRecord.from_trial(trial).attention_position
-    same = [t.value for t in done
-            if position is not None and t.value is not None and TrialRecord.from_trial(t).attention_position == position]
-    best = max((t.value for t in done if t.value is not None), default=-math.inf)
-    return value >= best or value >= max(same, default=-math.inf)
+    values = [(t.value, TrialRecord.from_trial(t).attention_position) for t in done if t.value is not None]
+    best = max((v for v, _ in values), default=-math.inf)
+    best_here = max((v for v, p in values if position is not None and p == position), default=-math.inf)
+    return value >= best or value >= best_here
 
 
 def _position(params: Mapping[str, Any], diagnostics: Mapping[str, Any]) -> str | None:

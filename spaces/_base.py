@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import optuna
 
@@ -47,18 +48,25 @@ class Param:
     def active(self, params: Mapping[str, Any]) -> bool:
         return self.when is None or bool(self.when(params))
 
-    def suggest(self, trial: optuna.Trial) -> Any:
+    def bounds(self) -> tuple[float, float]:
+        """``(low, high)`` of an int or float parameter (checked present at the definition)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"Param {self.name}: a {self.kind} has no range")
+        return float(self.low), float(self.high)
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Any:
         if self.kind == "categorical":
             return trial.suggest_categorical(self.name, list(self.choices))
+        lo, hi = self.bounds()
         if self.kind == "int":
-            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-        return trial.suggest_float(self.name, float(self.low), float(self.high), step=self.step, log=self.log)
+            return trial.suggest_int(self.name, int(lo), int(hi), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.name, lo, hi, step=self.step, log=self.log)
 
     def grid_values(self, points: int = 3) -> list[Any]:
         """Finite values for Optuna's GridSampler: the choices, or ``points`` values spanning the range."""
         if self.kind == "categorical":
             return list(self.choices)
-        lo, hi = float(self.low), float(self.high)
+        lo, hi = self.bounds()
         if self.log:
             values = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (points - 1)) for i in range(points)]
         else:
@@ -66,8 +74,8 @@ class Param:
         if self.step:
             values = [lo + round((v - lo) / self.step) * self.step for v in values]
         if self.kind == "int":
-            values = [int(round(v)) for v in values]
-        return sorted(set(round(v, 10) if isinstance(v, float) else v for v in values))
+            return sorted({round(v) for v in values})
+        return sorted({round(v, 10) for v in values})
 
 
 class SearchSpace(abc.ABC):
@@ -89,7 +97,7 @@ class SearchSpace(abc.ABC):
       micro-F1, NaN guard, pruning) must reach Keras' ``fit``.
     """
 
-    name: ClassVar[str]
+    name: str  # a class attribute of the built-in spaces; a spec-named space sets it per instance
     version: ClassVar[int]
     description: ClassVar[str] = ""
     fixed: ClassVar[Mapping[str, Any]] = {}

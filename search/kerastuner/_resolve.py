@@ -96,7 +96,7 @@ def spec_of(obj: Any) -> str:
     """``module:qualname`` of a hypermodel object (its class for an instance), for the study's space name."""
     target = obj if isinstance(obj, type) or inspect.isroutine(obj) else type(obj)
     module = getattr(target, "__module__", None) or "__main__"
-    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or type(target).__name__
+    name = str(getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or type(target).__name__)
     return f"{module}:{name.replace('<locals>.', '').replace('<', '').replace('>', '')}"
 
 
@@ -118,7 +118,7 @@ def check_spec(spec: str, *, in_process: bool | None = None, timeout: float = 30
                           timeout=timeout, cwd=os.getcwd(), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     if proc.returncode == 0:
         return
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     if lines:
         raise StudyConfigError(lines[-1][len("error: "):].split(": ", 1)[-1], source=_SOURCE)
     raise spec_error(spec, f"checking it failed (exit status {proc.returncode}): {proc.stderr.strip()[-300:]}")
