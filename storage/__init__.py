@@ -6,7 +6,13 @@ This package imports only optuna, sqlalchemy, the standard library, :mod:`search
 from __future__ import annotations
 
 from storage._artifacts import artifact_dir_for, artifact_store_for
-from storage._engine import create_storage
+from storage._engine import (
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_RETRY,
+    close_storage,
+    create_storage,
+)
 from storage._stale import FAILURE_REASON_ATTR, fail_and_retry, fail_stale_trials  # noqa: F401
 from storage._url import DEFAULT_STORAGE_URL, STORAGE_ENV_VAR, mask_url, resolve_storage_url, sqlite_path
 
@@ -17,6 +23,10 @@ __all__ = [
     "mask_url",
     "sqlite_path",
     "create_storage",
+    "close_storage",
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "DEFAULT_GRACE_PERIOD",
+    "DEFAULT_MAX_RETRY",
     "artifact_store_for",
     "artifact_dir_for",
     "fail_stale_trials",

@@ -31,19 +31,25 @@ from search.errors import StorageError
 from storage._service import ServiceGrpcStorageProxy, ServiceRDBStorage
 from storage._url import ParsedStorageUrl, mask_url, parse_storage_url
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_S", "CONNECT_TIMEOUT_S", "create_storage"]
+__all__ = ["SQLITE_BUSY_TIMEOUT_S", "CONNECT_TIMEOUT_S", "DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_GRACE_PERIOD",
+           "DEFAULT_MAX_RETRY", "create_storage", "close_storage"]
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
+# The one place these defaults are written: the launcher's flags, a study's run configuration and every
+# storage a worker opens take them from here.
+DEFAULT_HEARTBEAT_INTERVAL = 60  # seconds between heartbeats of a running trial
+DEFAULT_GRACE_PERIOD = 180  # seconds without a heartbeat after which a trial is failed (and retried)
+DEFAULT_MAX_RETRY = 2  # times a trial whose worker died is run again
 _SOURCE = "storage"
 
 
 def create_storage(
     url: str,
     *,
-    heartbeat_interval: int | None = 60,
-    grace_period: int | None = 180,
-    max_retry: int = 2,
+    heartbeat_interval: int | None = DEFAULT_HEARTBEAT_INTERVAL,
+    grace_period: int | None = DEFAULT_GRACE_PERIOD,
+    max_retry: int = DEFAULT_MAX_RETRY,
     pool_size: int | None = None,
     max_overflow: int | None = None,
 ) -> BaseStorage:
@@ -51,8 +57,8 @@ def create_storage(
 
     ``heartbeat_interval=None`` turns heartbeats (and the retry of stale trials) off. A stale trial is
     retried at most ``max_retry`` times. ``pool_size`` and ``max_overflow`` size SQLAlchemy's connection
-    pool (its defaults when ``None``; ignored for in-memory SQLite and gRPC). Bad settings, or a database that cannot be opened, raise :class:`StorageError`
-    with the masked URL and the reason on one line.
+    pool (its defaults when ``None``; ignored for in-memory SQLite and gRPC). Bad settings, or a database
+    that cannot be opened, raise :class:`StorageError` with the masked URL and the reason on one line.
     """
     parsed = parse_storage_url(url, source=_SOURCE)
     _check_settings(heartbeat_interval, grace_period, max_retry, pool_size, max_overflow)
@@ -79,6 +85,15 @@ def create_storage(
     except (SQLAlchemyError, sqlite3.Error, ImportError, RuntimeError, OSError) as exc:
         message = f"cannot open {mask_url(parsed.url)}: {_reason(exc, parsed)}"
         raise StorageError(message, source=_SOURCE) from exc
+
+
+def close_storage(storage: BaseStorage) -> None:
+    """Give back the connections of a storage opened by :func:`create_storage` (it is not used again)."""
+    if isinstance(storage, ServiceGrpcStorageProxy):
+        storage.close()
+    elif isinstance(storage, ServiceRDBStorage):
+        storage.remove_session()
+        storage.engine.dispose()
 
 
 def _check_settings(
@@ -156,6 +171,8 @@ def _enable_wal(parsed: ParsedStorageUrl) -> None:
 
 def _grpc_proxy(parsed: ParsedStorageUrl) -> ServiceGrpcStorageProxy:
     host, port = parsed.sqlalchemy_url.host, parsed.sqlalchemy_url.port
+    if host is None or port is None:
+        raise StorageError(f"got {parsed.url}; expected grpc://HOST:PORT", source=_SOURCE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         proxy = ServiceGrpcStorageProxy(host=host, port=port)

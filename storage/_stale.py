@@ -12,12 +12,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import StudyConfigError
 from search.record import FAILURE_REASON
+from storage._engine import DEFAULT_MAX_RETRY
 
 __all__ = ["fail_stale_trials", "fail_and_retry", "DEFAULT_MAX_RETRY"]
 
 # The old name, for callers not yet on search.record.FAILURE_REASON; it goes once none imports it.
 FAILURE_REASON_ATTR = FAILURE_REASON
-DEFAULT_MAX_RETRY = 2  # as storage.create_storage's max_retry
 
 
 def fail_stale_trials(storage: BaseStorage, study_name: str) -> list[int]:
