@@ -5,22 +5,26 @@ Keras-free: used by the launcher (parent process) and by workers.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from search.config import RunConfig
+from search.config import DEFAULT_TRIALS, RunConfig, defines_study, flag_of
 from search.errors import StudyConfigError
 from spaces import SearchSpace
 
-__all__ = ["make_sampler", "make_pruner", "open_study", "prepare_study", "study_exists", "count_trials",
-           "RUN_CONFIG_ATTR", "CONTEXT_ATTR"]
+__all__ = ["make_sampler", "make_pruner", "prepare_study", "StoredStudy", "read_study", "open_study",
+           "trial_target", "study_exists", "count_trials", "RUN_CONFIG_ATTR", "CONTEXT_ATTR"]
 
+# The study's user attributes, written when the launcher creates the study (and the run configuration
+# again when a resumed launch changes a setting that may change).
 RUN_CONFIG_ATTR = "run_config"
 CONTEXT_ATTR = "space_context"
-# What defines a study: resuming with any of these changed is refused.
-_DEFINING = ("space", "data", "vocab_size", "max_len", "limit", "epochs", "embedding_dim")
+SPACE_VERSION_ATTR = "space_version"
+FINGERPRINT_ATTR = "data_fingerprint"
 
 
 def make_sampler(config: RunConfig, space: SearchSpace, context: Mapping[str, Any], worker_index: int = 0
@@ -62,67 +66,87 @@ def _check_resume(study: optuna.Study, config: RunConfig, space: SearchSpace, fi
     if stored is None:
         raise StudyConfigError("exists but was not created by this service (no run_config); expected a new study "
                                "name", source=f"study '{study.study_name}'")
-    if attrs.get("space_version") != space.version or stored.get("space") != space.name:
+    if attrs.get(SPACE_VERSION_ATTR) != space.version or stored.get("space") != space.name:
         raise StudyConfigError(
-            f"was created with space {stored.get('space')} v{attrs.get('space_version')}, not {space.name} "
+            f"was created with space {stored.get('space')} v{attrs.get(SPACE_VERSION_ATTR)}, not {space.name} "
             f"v{space.version}; expected the same space version (start a new study name)",
-            source=f"study '{study.study_name}'", field="space_version")
-    if attrs.get("data_fingerprint") != fingerprint:
+            source=f"study '{study.study_name}'", field=SPACE_VERSION_ATTR)
+    if attrs.get(FINGERPRINT_ATTR) != fingerprint:
         raise StudyConfigError(
-            f"was created on dataset {stored.get('data')} (fingerprint {attrs.get('data_fingerprint')}), "
+            f"was created on dataset {stored.get('data')} (fingerprint {attrs.get(FINGERPRINT_ATTR)}), "
             f"got {config.data} (fingerprint {fingerprint}); expected the same data and settings",
-            source=f"study '{study.study_name}'", field="data_fingerprint")
-    current = config.to_json()
-    for key in _DEFINING:
-        if key in ("data",):
-            continue
-        if stored.get(key) != current.get(key):
-            raise StudyConfigError(f"was created with {key}={stored.get(key)!r}, got {current.get(key)!r}; "
-                                   f"expected the same value to resume", source=f"study '{study.study_name}'",
-                                   field=key)
+            source=f"study '{study.study_name}'", field=FINGERPRINT_ATTR)
+    stored_config = RunConfig.from_json(stored)
+    before, now = stored_config.to_json(), config.to_json()
+    for name in stored_config.differences(config):
+        # the dataset is compared by its fingerprint above: another path to the same file is the same data
+        if defines_study(name) and name != "data":
+            raise StudyConfigError(
+                f"study '{study.study_name}' was created with {name}={before[name]!r}, got {now[name]!r}; expected "
+                "the same value to resume (start a new study name to change it)", source=flag_of(name))
 
 
 def prepare_study(storage: optuna.storages.BaseStorage, config: RunConfig, space: SearchSpace, fingerprint: str,
                   **prepare_options: Any) -> tuple[optuna.Study, bool]:
     """Create the study, or check and resume it. Returns (study, created).
 
-    Everything that can be refused is checked before anything is written to the store.
+    Everything that can be refused is checked before anything is written to the store. A resumed study
+    takes the settings that may change (target, timeout, memory budget, heartbeats) from ``config``, so
+    every worker, on any node, runs with the latest launch's.
     """
     if study_exists(storage, config.study):
         study = optuna.load_study(study_name=config.study, storage=storage)
         _check_resume(study, config, space, fingerprint)
+        if RunConfig.from_json(study.user_attrs[RUN_CONFIG_ATTR]).differences(config):
+            study.set_user_attr(RUN_CONFIG_ATTR, config.to_json())
         return study, False
     context = space.prepare(None, **prepare_options)  # may raise: nothing written yet
     context = dict(context) | ({"fixed": dict(config.fixed)} if config.fixed else {})
     study = optuna.create_study(study_name=config.study, storage=storage, direction="maximize")
     study.set_user_attr(RUN_CONFIG_ATTR, config.to_json())
     study.set_user_attr(CONTEXT_ATTR, context)
-    study.set_user_attr("space_version", space.version)
-    study.set_user_attr("data_fingerprint", fingerprint)
+    study.set_user_attr(SPACE_VERSION_ATTR, space.version)
+    study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
     space.enqueue(study, context)
     return study, True
 
 
-def open_study(storage: optuna.storages.BaseStorage, name: str, space: SearchSpace | None = None,
-               worker_index: int = 0) -> tuple[optuna.Study, RunConfig, dict]:
-    """Load a study made by the launcher with its sampler and pruner (for workers)."""
-    from search.kerastuner import get_space  # the registered spaces, and "hypermodel:module:attr"
+@dataclass(frozen=True)
+class StoredStudy:
+    """What a study made by the launcher holds about itself: how to run it, its space's context, its size."""
 
+    config: RunConfig
+    context: dict[str, Any]
+    n_trials: int
+
+
+def read_study(storage: optuna.storages.BaseStorage, name: str) -> StoredStudy:
+    """The run configuration and space context of study ``name`` (refused if it was not made by the launcher)."""
     if not study_exists(storage, name):
         raise StudyConfigError("no such study in the storage; expected a study started by search.launch",
                                source=f"study '{name}'")
     summary = optuna.load_study(study_name=name, storage=storage)
     if RUN_CONFIG_ATTR not in summary.user_attrs:
         raise StudyConfigError("was not created by this service (no run_config)", source=f"study '{name}'")
-    config = RunConfig.from_json(summary.user_attrs[RUN_CONFIG_ATTR])
-    context = dict(summary.user_attrs.get(CONTEXT_ATTR, {}))
-    space = space or get_space(config.space)
+    return StoredStudy(config=RunConfig.from_json(summary.user_attrs[RUN_CONFIG_ATTR]),
+                       context=dict(summary.user_attrs.get(CONTEXT_ATTR, {})),
+                       n_trials=len(summary.get_trials(deepcopy=False)))
+
+
+def open_study(storage: optuna.storages.BaseStorage, stored: StoredStudy, space: SearchSpace,
+               worker_index: int = 0) -> optuna.Study:
+    """The study of ``stored`` with the sampler and pruner of its run configuration (for a worker)."""
     # A resumed study gets fresh sampler streams (its random start-up points must not repeat the first
     # launch's); a new study's streams depend only on the seed and the worker index.
-    stream = worker_index + 1000 * len(summary.get_trials(deepcopy=False))
-    study = optuna.load_study(study_name=name, storage=storage,
-                              sampler=make_sampler(config, space, context, stream), pruner=make_pruner(config))
-    return study, config, context
+    stream = worker_index + 1000 * stored.n_trials
+    return optuna.load_study(study_name=stored.config.study, storage=storage,
+                             sampler=make_sampler(stored.config, space, stored.context, stream),
+                             pruner=make_pruner(stored.config))
+
+
+def trial_target(config: RunConfig, space: SearchSpace, context: Mapping[str, Any]) -> int:
+    """Finished trials the study aims at: ``--trials``, else the space's own count, else the default."""
+    return config.trials or space.n_trials(context) or DEFAULT_TRIALS
 
 
 def count_trials(study: optuna.Study, states: tuple[TrialState, ...] = (TrialState.COMPLETE, TrialState.PRUNED)

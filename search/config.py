@@ -1,42 +1,70 @@
 """The run configuration shared by the launcher and its workers (no keras here).
 
 The launcher stores it on the study (user attribute ``run_config``), so a worker joining from another
-node (``python -m search.worker``) runs exactly the same data, epochs and pruning.
+node (``python -m search.worker``) runs exactly the same data, epochs, pruning, target and heartbeats:
+a worker's command line says only who it is (study, storage, device), never how to run.
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from search.errors import StudyConfigError
+from search.model import DEFAULT_MEMORY_BUDGET_BYTES
+from storage import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL
 
-__all__ = ["RunConfig", "PRUNERS", "SAMPLERS", "DEFAULT_MEMORY_BUDGET", "PREDICT_BATCH"]
+if TYPE_CHECKING:
+    from search.data import DataSettings
+
+__all__ = ["RunConfig", "PRUNERS", "SAMPLERS", "DEFAULT_MEMORY_BUDGET_BYTES", "DEFAULT_TRIALS", "PREDICT_BATCH",
+           "flag_of", "defines_study"]
 
 PRUNERS = ("hyperband", "median", "sha", "none")
 SAMPLERS = ("tpe", "random", "grid")
-DEFAULT_MEMORY_BUDGET = 4 * 1024**3  # bytes of self-attention scores per batch a trial may use
+#: Finished trials a study aims at when neither ``--trials`` nor its space (a fixed design) says.
+DEFAULT_TRIALS = 12
 #: Documents per batch when a trial or the report predicts a whole split: larger than any training batch,
 #: since prediction keeps no gradients, and small enough for the largest attention model on a GPU.
 PREDICT_BATCH = 512
 
+#: Field metadata: the flag that sets the field, and whether the field defines the study. Resuming a
+#: study with another value of a defining field is refused (its trials would not be comparable); the
+#: others say how long this run goes on and how its workers keep track of each other, and a resumed
+#: launch may change them (the study then holds the new value, for every worker).
+_FLAG = "flag"
+_DEFINES_STUDY = "defines_study"
+
+
+def _setting(flag: str | None, *, defines: bool = True, **field_options: Any) -> Any:
+    return field(metadata={_FLAG: flag, _DEFINES_STUDY: defines}, **field_options)
+
 
 @dataclass(frozen=True)
 class RunConfig:
-    study: str
-    space: str
-    data: str = "debtags50"
-    vocab_size: int = 20000
-    max_len: int = 128
-    limit: int | None = 3000
-    epochs: int = 4
-    seed: int = 0
-    pruner: str = "hyperband"
-    sampler: str = "tpe"
-    embedding_dim: int = 100
-    memory_budget: int = DEFAULT_MEMORY_BUDGET
-    save_models: bool = True
-    fixed: Mapping[str, Any] = field(default_factory=dict)
+    study: str = _setting("--study")
+    space: str = _setting("--space")
+    data: str = _setting("--data", default="debtags50")
+    vocab_size: int = _setting("--vocab-size", default=20000)
+    max_len: int = _setting("--max-len", default=128)
+    limit: int | None = _setting("--limit", default=3000)
+    epochs: int = _setting("--epochs", default=4)
+    seed: int = _setting("--seed", default=0)
+    pruner: str = _setting("--pruner", default="hyperband")
+    sampler: str = _setting("--sampler", default="tpe")
+    embedding_dim: int = _setting(None, default=100)
+    save_models: bool = _setting("--no-save-models", default=True)
+    fixed: Mapping[str, Any] = _setting("--set", default_factory=dict)
+    # -- what a resumed launch may change -----------------------------------------------------------
+    #: finished (complete or pruned) trials to reach; None: the space's own count, else DEFAULT_TRIALS
+    trials: int | None = _setting("--trials", defines=False, default=None)
+    #: seconds after its start a worker stops starting trials; None: no limit
+    timeout: float | None = _setting("--timeout", defines=False, default=None)
+    #: bytes of self-attention scores per batch a trial may use (a limit of the machines it runs on)
+    memory_budget: int = _setting("--memory-budget-gb", defines=False, default=DEFAULT_MEMORY_BUDGET_BYTES)
+    heartbeat_interval: int = _setting("--heartbeat-interval", defines=False, default=DEFAULT_HEARTBEAT_INTERVAL)
+    grace_period: int = _setting("--grace-period", defines=False, default=DEFAULT_GRACE_PERIOD)
 
     def __post_init__(self) -> None:
         if self.pruner not in PRUNERS:
@@ -47,16 +75,37 @@ class RunConfig:
             raise StudyConfigError(f"got {self.epochs}; expected at least 1", source="--epochs")
         if self.limit is not None and self.limit < 1:
             raise StudyConfigError(f"got {self.limit}; expected a positive number of documents", source="--limit")
+        if self.trials is not None and self.trials < 1:
+            raise StudyConfigError(f"got {self.trials}; expected at least 1", source="--trials")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"fixed": dict(self.fixed)}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "RunConfig":
+    def from_json(cls, data: Mapping[str, Any]) -> RunConfig:
+        """The configuration a study stored; fields it predates take their defaults."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
-    def data_settings(self):
+    def differences(self, other: RunConfig) -> list[str]:
+        """The fields whose stored (JSON) values differ from ``other``'s, in declaration order."""
+        mine, theirs = self.to_json(), other.to_json()
+        return [f.name for f in dataclasses.fields(self) if mine[f.name] != theirs[f.name]]
+
+    def data_settings(self) -> DataSettings:
         from search.data import DataSettings
 
         return DataSettings(vocab_size=self.vocab_size, max_len=self.max_len, limit=self.limit)
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag that sets field ``name`` (the field's name where no flag sets it)."""
+    return _FIELDS[name].metadata[_FLAG] or name
+
+
+def defines_study(name: str) -> bool:
+    """Whether field ``name`` defines the study (resuming it with another value is refused)."""
+    return bool(_FIELDS[name].metadata[_DEFINES_STUDY])
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}

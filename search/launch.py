@@ -6,29 +6,37 @@ CPU. This process never imports keras or tensorflow and holds no GPU.
 
 Flags beat environment variables, which beat defaults: the storage is ``--storage``, else
 ``$OPTUNA_STORAGE``, else ``sqlite:///studies.db`` in the working directory.
+
+Every setting is stored on the study (its run configuration), where the workers read it; the same command
+resumes the study. Resuming with another value of a flag that defines the study (the data and its
+settings, ``--epochs``, ``--pruner``, ``--sampler``, ``--seed``, ``--set``, ``--no-save-models``) is
+refused, writing nothing; ``--trials``, ``--timeout``, ``--memory-budget-gb`` and the heartbeat settings
+may change, and the study then holds the new values.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from search._cli import CliParser, HelpFormatter, parse_key_values, run_main
-from search.config import DEFAULT_MEMORY_BUDGET, PRUNERS, SAMPLERS, RunConfig
+from search.config import DEFAULT_TRIALS, PRUNERS, SAMPLERS, RunConfig
 from search.errors import StudyConfigError
+from search.record import INTERRUPTED_REASON, TrialRecord
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["main", "build_parser", "parse_gpus", "Supervisor", "describe_exit"]
 
 STOP_GRACE_SECONDS = 60.0
-DEFAULT_TRIALS = 12
-# The same defaults as search.worker (not imported from there: it is only needed in the workers).
-DEFAULT_HEARTBEAT_INTERVAL = 60
-DEFAULT_GRACE_PERIOD = 180
 LAUNCHER_POOL_SIZE = 1  # the launcher only counts trials and fails a dead worker's trial
 
 
@@ -57,9 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="debtags50", help="bundled dataset name or a .npz/.csv/.jsonl path")
     p.add_argument("--trials", type=int, default=None,
                    help=f"finished (complete or pruned) trials to reach (default {DEFAULT_TRIALS}; "
-                        "fixed designs: their own count)")
-    p.add_argument("--timeout", type=float, default=None, help="stop starting new trials after this many seconds")
-    p.add_argument("--epochs", type=int, default=RunConfig.epochs, help="maximum epochs per trial (the pruner's max resource)")
+                        "fixed designs: their own count); may change when resuming")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="each worker stops starting new trials after this many seconds; may change when resuming")
+    p.add_argument("--epochs", type=int, default=RunConfig.epochs,
+                   help="maximum epochs per trial (the pruner's max resource)")
     p.add_argument("--limit", type=int, default=RunConfig.limit,
                    help="use only the first N training documents (0: all)")
     p.add_argument("--max-len", type=int, default=RunConfig.max_len, help="tokens per document")
@@ -75,17 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", default=None,
                    help="GPU ids, one worker process each, e.g. 0,1,2,3 (repeat an id to run two trials on one "
                         "GPU: 0,0,1,1); each worker sees only its GPU (CUDA_VISIBLE_DEVICES)%(default).0s")
-    p.add_argument("--workers", type=int, default=None, help="CPU worker processes, without --gpus (default 1)%(default).0s")
+    p.add_argument("--workers", type=int, default=None,
+                   help="CPU worker processes, without --gpus (default 1)%(default).0s")
     p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
                    help="Keras backend for the workers (default: $KERAS_BACKEND, else tensorflow)")
     p.add_argument("--max-restarts", type=int, default=3, help="restarts of a crashed worker before giving up")
-    p.add_argument("--heartbeat-interval", type=int, default=DEFAULT_HEARTBEAT_INTERVAL,
-                   help="seconds between heartbeats of a running trial (SQL storage)")
-    p.add_argument("--grace-period", type=int, default=DEFAULT_GRACE_PERIOD,
+    p.add_argument("--heartbeat-interval", type=int, default=RunConfig.heartbeat_interval,
+                   help="seconds between heartbeats of a running trial (SQL storage); may change when resuming")
+    p.add_argument("--grace-period", type=int, default=RunConfig.grace_period,
                    help="seconds without a heartbeat after which a trial (of a worker on any node) is failed and "
-                        "retried")
-    p.add_argument("--memory-budget-gb", type=float, default=DEFAULT_MEMORY_BUDGET / 1024**3,
-                   help="refuse configurations whose attention scores need more than this per batch")
+                        "retried; may change when resuming")
+    p.add_argument("--memory-budget-gb", type=float, default=RunConfig.memory_budget / 1024**3,
+                   help="refuse configurations whose attention scores need more than this per batch; may change "
+                        "when resuming")
     p.add_argument("--no-save-models", action="store_true", help="do not save the best models as artifacts")
     p.add_argument("--replay", type=int, default=None, metavar="N",
                    help="re-run trial N of the study with its seed and compare its metrics, then exit")
@@ -173,10 +185,8 @@ class Supervisor:
         print(f"\nstopping workers ({signal.Signals(signum).name}; again to kill them)...", file=sys.stderr,
               flush=True)
         for child in self._alive():
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it has just exited
                 os.kill(child.process.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
 
     def _kill_alive(self) -> None:
         for child in self._alive():
@@ -248,31 +258,32 @@ class Supervisor:
         return {pid for child in self.children for pid in child.pids}
 
 
-def _fail_orphans(study, pids: set[int], reason: str, retry: bool = False) -> list[int]:
+def _fail_orphans(study: optuna.Study, pids: set[int], reason: str, retry: bool = False) -> list[int]:
     """Fail (and re-queue if ``retry``) the RUNNING trials that one of our stopped workers was running."""
     from search._orphans import fail_orphans
 
     return fail_orphans(study, reason, pids=pids, retry=retry)
 
 
-def _summary(study, top: int = 5) -> str:
+def _summary(study: optuna.Study, top: int = 5) -> str:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     states = {s.name: sum(1 for t in trials if t.state == s) for s in TrialState}
     lines = ["trials: " + ", ".join(f"{k.lower()} {v}" for k, v in states.items() if v)]
-    done = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)[:top]
+    done = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -(t.value or 0.0))[:top]
     if not done:
-        return "\n".join(lines + ["no complete trial yet"])
+        return "\n".join([*lines, "no complete trial yet"])
     keys = sorted({k for t in done for k in t.params})
     head = ["trial", "val micro-F1", "thr", "epochs", *keys]
-    rows = [[str(t.number), f"{t.value:.4f}", f"{t.user_attrs.get('threshold', float('nan')):.2f}",
-             str(len(t.user_attrs.get("epochs", []))),
-             *[_fmt(t.params.get(k, "-")) for k in keys]] for t in done]
+    records = [TrialRecord.from_trial(t) for t in done]
+    rows = [[str(t.number), f"{t.value:.4f}", f"{r.threshold if r.threshold is not None else float('nan'):.2f}",
+             str(len(r.epochs or [])), *[_fmt(t.params.get(k, "-")) for k in keys]]
+            for t, r in zip(done, records, strict=True)]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     lines.append(f"best {len(done)} trials of study '{study.study_name}':")
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
 
 
@@ -284,9 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import optuna
 
-    from search._study import count_trials, prepare_study
+    from search._study import prepare_study, read_study, study_exists, trial_target
     from search.data import embedding_matrix_for, load_dataset
-    from search.kerastuner import HyperModelSpace, get_space  # keras-free; get_space also knows "hypermodel:..."
+    from search.kerastuner import HyperModelSpace  # keras-free until a trial runs
+    from spaces import get_space
     from storage import create_storage, mask_url, resolve_storage_url
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -308,21 +320,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise StudyConfigError(f"got {workers}; expected at least 1", source="--workers")
     if args.max_restarts < 0:
         raise StudyConfigError(f"got {args.max_restarts}; expected 0 or more", source="--max-restarts")
-    if args.trials is not None and args.trials < 1:
-        raise StudyConfigError(f"got {args.trials}; expected at least 1", source="--trials")
+    # Every setting of the run goes into the study's run configuration, where each worker reads it.
     config = RunConfig(study=args.study, space=space.name, data=args.data, vocab_size=args.vocab_size,
                        max_len=args.max_len, limit=args.limit or None, epochs=args.epochs, seed=args.seed,
-                       pruner=args.pruner or ("none" if space.name == "ablation" else RunConfig.pruner), sampler=args.sampler, memory_budget=int(args.memory_budget_gb * 1024**3),
-                       save_models=not args.no_save_models, fixed=parse_key_values(args.set, "--set"))
+                       pruner=args.pruner or ("none" if space.name == "ablation" else RunConfig.pruner),
+                       sampler=args.sampler, save_models=not args.no_save_models,
+                       fixed=parse_key_values(args.set, "--set"), trials=args.trials, timeout=args.timeout,
+                       memory_budget=int(args.memory_budget_gb * 1024**3),
+                       heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
     url = resolve_storage_url(args.storage)
     dataset = load_dataset(config.data, config.data_settings())  # validates the data before the store is touched
-    storage = create_storage(url, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
+    # The heartbeat settings are checked here, as every worker's storage will get them.
+    storage = create_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,
                              pool_size=LAUNCHER_POOL_SIZE, max_overflow=LAUNCHER_POOL_SIZE)
 
     if args.replay is not None:
         worker_argv = ["--study", args.study, "--storage", url, "--replay", str(args.replay)]
         worker_argv += ["--gpu", gpus[0]] if gpus else ["--cpu"]
-        return _run_children([_Child(0, gpus[0] if gpus else None, worker_argv)], args, None, None)
+        return _run_children([_Child(0, gpus[0] if gpus else None, worker_argv)], args)
 
     options: dict[str, Any] = {}
     if hypermodel:  # checked in a child process (this one never imports keras) before the store is written
@@ -330,8 +345,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if space.name == "ablation":
         source = None
         if args.from_study:
-            from search._study import study_exists
-
             if not study_exists(storage, args.from_study):
                 raise StudyConfigError("no such study in the storage", source="--from-study",
                                        field=args.from_study)
@@ -342,8 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except optuna.exceptions.DuplicatedStudyError:  # another launcher (another container) created it first
         time.sleep(2.0)
         study, created = prepare_study(storage, config, space, dataset.fingerprint, **options)
-    context = study.user_attrs.get("space_context", {})
-    target = args.trials or space.n_trials(context) or DEFAULT_TRIALS
+    target = trial_target(config, space, read_study(storage, args.study).context)
     print(f"{'created' if created else 'resuming'} study '{args.study}' (space {space.name} v{space.version}) "
           f"in {mask_url(url)}; data {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_valid)} valid "
           f"documents, {dataset.n_labels} labels; target {target} finished trials", flush=True)
@@ -353,58 +365,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     slots: list[str | None] = list(gpus) if gpus else [None] * workers
     children = []
     for i, gpu in enumerate(slots):
-        worker_argv = ["--study", args.study, "--storage", url, "--trials", str(target), "--worker-index", str(i),
-                       "--heartbeat-interval", str(args.heartbeat_interval),
-                       "--grace-period", str(args.grace_period)]
+        # who the worker is; how it runs (target, timeout, heartbeats, ...) it reads from the study
+        worker_argv = ["--study", args.study, "--storage", url, "--worker-index", str(i)]
         worker_argv += ["--gpu", gpu] if gpu is not None else ["--cpu"]
-        if args.timeout is not None:
-            worker_argv += ["--timeout", str(args.timeout)]
         if args.backend:
             worker_argv += ["--backend", args.backend]
         children.append(_Child(i, gpu, worker_argv))
-    code = _run_children(children, args, study, target, count=lambda: count_trials(study))
+    code = _run_children(children, args, study, target)
     print(_summary(study), flush=True)
-    storage_flag = "" if args.storage is None and "OPTUNA_STORAGE" not in os.environ else f" --storage '{mask_url(url)}'"
+    given = args.storage is not None or "OPTUNA_STORAGE" in os.environ
+    storage_flag = f" --storage '{mask_url(url)}'" if given else ""
     print(f"open the dashboard: python -m search.dashboard{storage_flag}", flush=True)
-    if code == 130:
+    if code == EXIT_INTERRUPTED:
         print(f"stopped; run the same command again to resume study '{args.study}'", file=sys.stderr)
     return code
 
 
-def _run_children(children: list[_Child], args: argparse.Namespace, study, target, count=None) -> int:
+def _run_children(children: list[_Child], args: argparse.Namespace, study: optuna.Study | None = None,
+                  target: int = 0) -> int:
+    """Supervise ``children``. With ``study``: a progress bar towards ``target`` finished trials, and the
+    trials of crashed workers failed and re-queued, those of stopped ones failed."""
+    if study is None:
+        return Supervisor(children, args.max_restarts).run()
+    from search._study import count_trials
+
+    watched = study
     bar = None
-    if study is not None and count is not None and not args.no_progress:
+    if not args.no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=target, desc=f"study {study.study_name}", unit="trial", file=sys.stderr,
-                   initial=min(count(), target), dynamic_ncols=True)
+        bar = tqdm(total=target, desc=f"study {watched.study_name}", unit="trial", file=sys.stderr,
+                   initial=min(count_trials(watched), target), dynamic_ncols=True)
     last = [0.0]
 
     def tick() -> None:
         if bar is None or time.monotonic() - last[0] < 2.0:
             return
         last[0] = time.monotonic()
-        bar.n = min(count(), target)
+        bar.n = min(count_trials(watched), target)
         bar.refresh()
 
     def on_crash(pid: int, code: int | None) -> None:
-        failed = _fail_orphans(study, {pid}, f"its worker (pid {pid}) crashed ({describe_exit(code)}); retried",
+        failed = _fail_orphans(watched, {pid}, f"its worker (pid {pid}) crashed ({describe_exit(code)}); retried",
                                retry=True)
         if failed:
             print(f"failed trial {', '.join(map(str, failed))} of the crashed worker; re-queued", file=sys.stderr,
                   flush=True)
 
-    supervisor = Supervisor(children, args.max_restarts, on_tick=tick, on_crash=on_crash if study else None)
+    supervisor = Supervisor(children, args.max_restarts, on_tick=tick, on_crash=on_crash)
     try:
         code = supervisor.run()
     finally:
         if bar is not None:
-            bar.n = min(count(), target)
+            bar.n = min(count_trials(watched), target)
             bar.close()
-    if study is not None:
-        failed = _fail_orphans(study, supervisor.all_pids(), "worker stopped before the trial finished")
-        if failed:
-            print(f"marked trials {failed} failed (their worker stopped)", file=sys.stderr)
+    reason = INTERRUPTED_REASON if supervisor.stopping else "worker stopped before the trial finished"
+    failed = _fail_orphans(watched, supervisor.all_pids(), reason)
+    if failed:
+        print(f"marked trials {failed} failed (their worker stopped)", file=sys.stderr)
     return code
 
 

@@ -55,7 +55,7 @@ def test_trials_complete_with_records(finished: Path) -> None:
     assert study.user_attrs["run_config"]["limit"] == 64
     best = study.best_trial
     artifact = best.user_attrs["model_artifact_id"]
-    assert (finished / "studies_artifacts" / artifact).is_file() or any((finished / "studies_artifacts").rglob("*"))
+    assert (finished / "studies_artifacts" / artifact).is_file()
 
 
 def test_optuna_cli_reads_the_study(finished: Path) -> None:
@@ -82,10 +82,12 @@ def test_resume_and_refuse_changed_data(finished: Path, tmp_path: Path) -> None:
     db = finished / "studies.db"
     (work / "studies.db").write_bytes(db.read_bytes())
     before = len(_study(work / "studies.db").trials)
-    result = run_cli("search.launch", "--study", "attn", "--trials", "4", *TINY, cwd=work)
+    # --trials and --timeout may change: the study holds the new values, for every worker
+    result = run_cli("search.launch", "--study", "attn", "--trials", "4", "--timeout", "600", *TINY, cwd=work)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming study 'attn'" in result.stdout
     study = _study(work / "studies.db")
+    assert study.user_attrs["run_config"]["trials"] == 4 and study.user_attrs["run_config"]["timeout"] == 600
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) >= 4
     assert len(study.trials) > before
     # resumed sampling does not repeat the first launch's start-up points
@@ -97,6 +99,35 @@ def test_resume_and_refuse_changed_data(finished: Path, tmp_path: Path) -> None:
     refused = run_cli("search.launch", "--study", "attn", "--trials", "9", *changed, cwd=work)
     assert_one_line_error(refused, "data_fingerprint", "expected the same data")
     assert len(_study(work / "studies.db").trials) == n
+
+
+@pytest.fixture(scope="module")
+def resumable(finished: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the finished study's store, for launches that must be refused without touching it."""
+    work = tmp_path_factory.mktemp("resume")
+    (work / "studies.db").write_bytes((finished / "studies.db").read_bytes())
+    return work
+
+
+# Each flag that defines a study, changed from the `finished` study's launch (TINY, the defaults otherwise).
+CHANGED = {
+    "--pruner": ["--pruner", "median"],
+    "--sampler": ["--sampler", "random"],
+    "--seed": ["--seed", "7"],
+    "--set": ["--set", "rnn_layers=2"],
+    "--epochs": ["--epochs", "1"],
+    "--no-save-models": ["--no-save-models"],
+}
+
+
+@pytest.mark.parametrize("flag", list(CHANGED))
+def test_resume_with_a_changed_flag_is_refused_and_writes_nothing(resumable: Path, flag: str) -> None:
+    db = resumable / "studies.db"
+    before, files = db.read_bytes(), sorted(p.name for p in resumable.iterdir())
+    result = run_cli("search.launch", "--study", "attn", "--trials", "3", *TINY, *CHANGED[flag], cwd=resumable)
+    assert_one_line_error(result, f"error: {flag}: study 'attn' was created with", "expected the same value")
+    assert db.read_bytes() == before  # nothing written (and nothing left in a write-ahead log beside it)
+    assert sorted(p.name for p in resumable.iterdir()) == files
 
 
 def test_bad_inputs_write_nothing(tmp_path: Path) -> None:
@@ -131,10 +162,11 @@ def test_nan_trial_fails_and_the_worker_goes_on(tmp_path: Path, monkeypatch: pyt
     import search.objective as objective_module
     from search.config import RunConfig
     from search.data import load_dataset
-    from search.errors import TrialFailure
+    from search.worker import run_objective
     from spaces import get_space
 
-    real_build = objective_module.build_model
+    space = get_space("baseline")
+    real_build = space.build
     calls = []
 
     def build(params, shapes, **kwargs):
@@ -147,14 +179,14 @@ def test_nan_trial_fails_and_the_worker_goes_on(tmp_path: Path, monkeypatch: pyt
             built.model.compile(optimizer="adam", loss="binary_crossentropy")
         return built
 
-    monkeypatch.setattr(objective_module, "build_model", build)
+    monkeypatch.setattr(space, "build", build)
     config = RunConfig(study="nan", space="baseline", limit=64, max_len=16, vocab_size=800, epochs=1)
     dataset = load_dataset(config.data, config.data_settings())
-    objective = objective_module.Objective(config, get_space("baseline"), {}, dataset, None, log=lambda m: None)
+    objective = objective_module.Objective(config, space, {}, dataset, None, log=lambda m: None)
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"embedding_mode": "random"})
     study.enqueue_trial({"embedding_mode": "random"})
-    study.optimize(objective, n_trials=2, catch=(TrialFailure,))
+    run_objective(study, objective, target=1, log=lambda m: None)  # the worker's loop: one trial to finish
     first, second = study.trials
     assert first.state == TrialState.FAIL
     assert first.user_attrs["failure_reason"].startswith("NaN loss at epoch 1")

@@ -49,7 +49,7 @@ def _launch(tmp_path: Path, *flags: str) -> subprocess.Popen[str]:
 
 def _no_traceback(err: str) -> bool:
     # Python prints (and swallows) an interrupt that lands in a __del__ or weakref callback ("Exception
-    # ignored in"); the worker then interrupts itself again (see search/worker.py). Nothing else.
+    # ignored in"); the worker then interrupts itself again (see search/_worker/_signals.py). Nothing else.
     return err.count("Traceback") == err.count("Exception ignored in")
 
 

@@ -81,25 +81,23 @@ def test_resume_counts_earlier_trials_and_refuses_another_hypermodel(studies: di
 
 
 def test_replay_rebuilds_the_same_model(studies: dict[str, Any]) -> None:
-    from search._study import open_study
+    from search._study import read_study
     from search.data import load_dataset
     from search.objective import Objective
     from storage import create_storage
 
-    store = create_storage(studies["storage"])
-    study, config, context = open_study(store, "cls", space=HyperModelSpace(f"{DOC}:MyHyperModel"))
+    stored = read_study(create_storage(studies["storage"]), "cls")
     space = HyperModelSpace(f"{DOC}:MyHyperModel")
-    trial = next(t for t in study.trials if t.state == TrialState.COMPLETE)
-    params = space.suggest(optuna.trial.FixedTrial(trial.params), context)
-    dataset = load_dataset(config.data, config.data_settings())
-    result = Objective(config, space, context, dataset, None, log=_quiet).run(None, params, trial.user_attrs["seed"])
+    trial = next(t for t in studies["cls"].trials if t.state == TrialState.COMPLETE)
+    dataset = load_dataset(stored.config.data, stored.config.data_settings())
+    result = Objective(stored.config, space, stored.context, dataset, None, log=_quiet).replay(trial)
     assert result.value == pytest.approx(trial.value, abs=1e-3)
 
 
 def test_a_broken_build_fails_its_trial_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import search.kerastuner._run as run_module
+    import search._worker._loop as loop  # the worker's loop, which the in-process runner runs too
 
-    monkeypatch.setattr(run_module, "MAX_FAILURES_FACTOR", 0)  # stop after the first failure, not the 21st
+    monkeypatch.setattr(loop, "MAX_FAILURES_FACTOR", 0)  # stop after the first failure, not the 21st
     calls = []
 
     def build_model(hp):  # declares a parameter, then fails
@@ -111,6 +109,40 @@ def test_a_broken_build_fails_its_trial_with_the_reason(tmp_path: Path, monkeypa
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert failed and len(failed) == len(study.trials) == 1 and calls  # the broken hypermodel stopped the run
     assert "build(hp) raised RuntimeError: no GPU today" in failed[0].user_attrs["failure_reason"]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # study.ask() on a storage with heartbeats
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # Optuna's retry helpers
+def test_the_runner_fails_and_requeues_a_dead_workers_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run() runs the worker's loop: a trial left RUNNING by a dead process of this machine is failed with
+    the reason and re-queued before the first trial starts."""
+    import subprocess
+    import sys
+
+    import search._worker._loop as loop
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    from search.record import TrialRecord
+    from search.runtime import process_identity
+
+    monkeypatch.setattr(loop, "MAX_FAILURES_FACTOR", 0)  # the broken build below stops the run at once
+
+    def build_model(hp):
+        hp.Int("units", 1, 4)
+        raise RuntimeError("no GPU today")
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = run(build_model, study_name="orphan", storage=storage, n_trials=1, log=_quiet, **TINY)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = study.ask()
+    TrialRecord(worker=process_identity() | {"pid": dead.pid}).write(orphan)
+    study = run(build_model, study_name="orphan", storage=storage, n_trials=1, log=_quiet, **TINY)
+    trials = study.get_trials()
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert trials[orphan.number].user_attrs["failure_reason"] == "its worker process died; retried"
+    assert [t for t in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == orphan.number]
+    assert not study.get_trials(states=(TrialState.RUNNING,))
 
 
 def test_grid_sampler_and_reserved_fit_arguments_are_refused(tmp_path: Path) -> None:

@@ -1,0 +1,161 @@
+"""The optimisation loop of a worker process, and of the in-process keras-tuner runner (keras-free).
+
+``study.optimize`` until the study has its target of finished trials, with what a long-running worker
+needs around it: stop conditions (too many failures, a stop request, the launcher gone), recovery from
+storage errors (the interrupted trial failed and re-queued, the loop resumed after a pause), and, before
+starting, the RUNNING trials of dead workers on this machine failed and re-queued.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from search._orphans import fail_orphans
+from search._worker._signals import StopRequest
+from search._worker._storage import describe_storage_error, own_running_trial_ids, storage_error_in
+from search.errors import TrialFailure
+from search.record import INTERRUPTED_REASON, TrialRecord
+from storage import fail_and_retry
+
+__all__ = ["run_trials", "run_objective", "RecordingObjective", "MAX_FAILURES_FACTOR", "MAX_STORAGE_ERRORS",
+           "STORAGE_RETRY_SECONDS"]
+
+MAX_FAILURES_FACTOR = 2  # a worker stops once failed trials exceed this many times the target (at least 10)
+MAX_STORAGE_ERRORS = 5  # storage errors in a row (no trial finished between them) before the worker gives up
+STORAGE_RETRY_SECONDS = 2.0  # first wait after a storage error; doubled each time
+MAX_STORAGE_RETRY_SECONDS = 30.0
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+class RecordingObjective(Protocol):
+    """An objective that knows the worker record of its process (:class:`search.objective.Objective`)."""
+
+    environment: dict[str, Any]
+
+    def __call__(self, trial: optuna.Trial) -> float: ...
+
+
+class _Stopper:
+    """``study.optimize`` callback: too many failures, a stop request, or the launcher that started us is gone."""
+
+    def __init__(self, target: int | None, stop: StopRequest | None, parent_pid: int | None,
+                 log: Callable[[str], None]) -> None:
+        self.target, self.stop, self.parent_pid, self.log = target, stop, parent_pid, log
+        self.reason: str | None = None
+        self.finished = 0  # trials this process finished (any state)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.finished += 1
+        failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        if self.stop is not None and self.stop.requested:
+            self.reason = "asked to stop (SIGINT/SIGTERM)"
+        elif failed > MAX_FAILURES_FACTOR * max(self.target or 10, 10):
+            last = TrialRecord.from_trial(trial).failure_reason
+            self.reason = f"{failed} failed trials" + (f" (last: {last})" if last else "")
+        elif self.parent_pid is not None and os.getppid() != self.parent_pid:
+            self.reason = "the launcher that started this worker is gone"
+        if self.reason:
+            self.log(f"stopping: {self.reason}")
+            study.stop()
+
+
+def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, target: int | None,
+               timeout: float | None = None, catch: tuple[type[Exception], ...] = (),
+               log: Callable[[str], None] = _log, gc_after_trial: bool = False, parent_pid: int | None = None,
+               stop: StopRequest | None = None, callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()
+               ) -> int:
+    """Run ``objective`` on ``study`` until it has ``target`` complete or pruned trials.
+
+    ``target`` None: until ``timeout`` or a stop. Before starting, fails and re-queues the RUNNING trials
+    of dead workers of this machine (see :mod:`search._orphans`). A storage error (the database restarted,
+    a connection was dropped mid-query) does not end the loop: its interrupted trial is failed with the
+    reason and re-queued, and the loop resumes after a pause, up to :data:`MAX_STORAGE_ERRORS` in a row.
+    ``stop``: a :class:`StopRequest` whose request ends the loop after the current trial; ``parent_pid``:
+    the loop ends after the current trial once this process's parent is another. ``callbacks`` are
+    passed on to ``study.optimize``. Returns the number of trials this call finished.
+    """
+    stopper = _Stopper(target, stop, parent_pid, log)
+    all_callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [*callbacks, stopper]
+    if target is not None:
+        all_callbacks.insert(0, MaxTrialsCallback(target, states=_FINISHED))
+    reaped = fail_orphans(study, "its worker process died; retried")
+    if reaped:
+        log(f"failed and re-queued trials {reaped} of dead workers on this machine")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    errors, finished_at_error = 0, 0
+    interrupted: str | None = None  # the reason of a storage error whose trial is not yet failed and re-queued
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        try:
+            if interrupted is not None:
+                lost = _fail_own_running(study, f"storage error during the trial ({interrupted}); retried")
+                interrupted = None
+                if lost:
+                    log(f"failed and re-queued trials {lost} interrupted by the storage error")
+            if remaining is not None and remaining <= 0:
+                return stopper.finished
+            if target is not None and len(study.get_trials(deepcopy=False, states=_FINISHED)) >= target:
+                return stopper.finished
+            study.optimize(objective, timeout=remaining, catch=catch, callbacks=all_callbacks,
+                           gc_after_trial=gc_after_trial)
+            return stopper.finished
+        except Exception as exc:
+            cause = storage_error_in(exc)
+            if cause is None:
+                raise
+            errors = errors + 1 if stopper.finished == finished_at_error else 1
+            finished_at_error = stopper.finished
+            if errors > MAX_STORAGE_ERRORS:
+                raise
+            interrupted = interrupted or describe_storage_error(cause)
+            wait = min(STORAGE_RETRY_SECONDS * 2 ** (errors - 1), MAX_STORAGE_RETRY_SECONDS)
+            log(f"storage error ({describe_storage_error(cause)}); retrying in {wait:.0f} s "
+                f"({errors}/{MAX_STORAGE_ERRORS})")
+            time.sleep(wait)
+
+
+def run_objective(study: optuna.Study, objective: RecordingObjective, *, target: int, timeout: float | None = None,
+                  log: Callable[[str], None] = _log, stop: StopRequest | None = None, parent_pid: int | None = None,
+                  callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> int:
+    """:func:`run_trials` with the service's objective: a failed trial (:class:`TrialFailure`) does not end
+    the loop, memory is collected after each trial, and every trial records its worker before anything
+    else, so a worker that dies while the sampler works still leaves a trial the launcher can attribute.
+    Returns the number of trials this call finished (0 when the study already has ``target``)."""
+    finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
+    if finished >= target:
+        log(f"study '{study.study_name}' already has {finished} finished trials (target {target})")
+        return 0
+
+    def recorded(trial: optuna.Trial) -> float:
+        TrialRecord(worker=objective.environment).write(trial)
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:  # the objective records this reason itself once it has sampled
+            if TrialRecord.from_trial(trial).failure_reason is None:
+                TrialRecord(failure_reason=INTERRUPTED_REASON).write(trial)
+            raise
+
+    return run_trials(study, recorded, target=target, timeout=timeout, catch=(TrialFailure,), log=log,
+                      gc_after_trial=True, parent_pid=parent_pid, stop=stop, callbacks=callbacks)
+
+
+def _fail_own_running(study: optuna.Study, reason: str) -> list[int]:
+    """Fail and re-queue the trials this process left RUNNING when ``study.optimize`` was cut short:
+    those its storage remembers, and those recorded under this process's pid (for storages that do not
+    remember)."""
+    failed = []
+    for trial_id in own_running_trial_ids(study):
+        trial = study._storage.get_trial(trial_id)
+        if trial.state == TrialState.RUNNING and fail_and_retry(study, trial, reason):
+            failed.append(trial.number)
+    return sorted(failed + fail_orphans(study, reason))

@@ -1,0 +1,48 @@
+"""Ctrl-C and SIGTERM in a worker process: a stop request that the optimisation loop reads."""
+from __future__ import annotations
+
+import _thread
+import signal
+import threading
+import time
+from typing import Any
+
+__all__ = ["StopRequest", "REINTERRUPT_SECONDS"]
+
+REINTERRUPT_SECONDS = 5.0  # still running this long after SIGINT/SIGTERM: interrupt again
+
+
+class StopRequest:
+    """Whether this process was asked to stop, and the signal handlers that ask it.
+
+    SIGINT/SIGTERM raise KeyboardInterrupt in the main thread (Optuna fails the running trial with it)
+    and remember the request, so the loop stops instead of starting another trial. A KeyboardInterrupt
+    raised while Python runs a ``__del__`` or weakref callback is printed and swallowed ("Exception
+    ignored in ..."), and the trial would go on: so a watchdog interrupts again every few seconds until
+    the process has ended.
+    """
+
+    def __init__(self, reinterrupt_seconds: float = REINTERRUPT_SECONDS) -> None:
+        self._requested = threading.Event()
+        self._reinterrupt_seconds = reinterrupt_seconds
+
+    @property
+    def requested(self) -> bool:
+        return self._requested.is_set()
+
+    def install(self) -> StopRequest:
+        """Make Ctrl-C and SIGTERM (``docker stop``, the launcher) stop this process; returns itself."""
+        signal.signal(signal.SIGINT, self._interrupt)
+        signal.signal(signal.SIGTERM, self._interrupt)
+        return self
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        if not self._requested.is_set():
+            self._requested.set()
+            threading.Thread(target=self._reinterrupt, name="stop-watchdog", daemon=True).start()
+        raise KeyboardInterrupt
+
+    def _reinterrupt(self) -> None:
+        while True:
+            time.sleep(self._reinterrupt_seconds)
+            _thread.interrupt_main(signal.SIGINT)
