@@ -12,8 +12,8 @@ worker started on the same machine; one whose whole machine is lost stays RUNNIN
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 from search._cli import CliParser, port_number, run_main
 from search.errors import StorageError

@@ -5,6 +5,7 @@ imports keras (or tensorflow) lazily, and ``process_identity`` not at all.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
@@ -52,10 +53,9 @@ def enable_memory_growth() -> list[str]:
 
     gpus = tf.config.list_physical_devices("GPU")
     for device in gpus:
-        try:
+        # already initialised: TF_FORCE_GPU_ALLOW_GROWTH applied then
+        with contextlib.suppress(RuntimeError, ValueError):
             tf.config.experimental.set_memory_growth(device, True)
-        except (RuntimeError, ValueError):  # already initialised: TF_FORCE_GPU_ALLOW_GROWTH applied then
-            pass
     return [device.name for device in gpus]
 
 
@@ -134,10 +134,8 @@ def seed_everything(seed: int) -> None:
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        try:
+        with contextlib.suppress(Exception):  # older TF, or already enabled
             tf.config.experimental.enable_op_determinism()
-        except Exception:  # older TF, or already enabled
-            pass
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

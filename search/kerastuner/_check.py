@@ -5,7 +5,7 @@ Run by :func:`search.kerastuner.check_spec` in a child process, so the launcher 
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from search._cli import run_main
 
