@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -196,3 +198,27 @@ def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, int
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_proxy(storage_url: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """A running ``python -m search.proxy`` in front of ``storage_url``, and the grpc:// URL to reach it."""
+    port = free_port()
+    proxy = subprocess.Popen([sys.executable, "-m", "search.proxy", "--storage", storage_url, "--port", str(port),
+                              *extra], env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = wait_for_line(proxy, "gRPC storage proxy for ")
+    assert f"127.0.0.1:{port}" in line and f"--storage grpc://127.0.0.1:{port}" in line
+    return proxy, f"grpc://127.0.0.1:{port}"
+
+
+def stop_proxy(proxy: subprocess.Popen[str]) -> str:
+    """SIGTERM the proxy; it must exit 0. Returns its stdout."""
+    proxy.send_signal(signal.SIGTERM)
+    out, err = proxy.communicate(timeout=30)
+    assert proxy.returncode == 0, err[-2000:]
+    return out

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import optuna
@@ -55,7 +56,9 @@ def test_trials_complete_with_records(finished: Path) -> None:
     assert study.user_attrs["run_config"]["limit"] == 64
     best = study.best_trial
     artifact = best.user_attrs["model_artifact_id"]
-    assert (finished / "studies_artifacts" / artifact).is_file()
+    model_file = finished / "studies_artifacts" / artifact
+    assert model_file.is_file() and zipfile.is_zipfile(model_file)  # the best model, not one of the trial's plots
+    assert {"config.json", "model.weights.h5"} <= set(zipfile.ZipFile(model_file).namelist())  # a .keras archive
 
 
 def test_optuna_cli_reads_the_study(finished: Path) -> None:

@@ -17,8 +17,8 @@ import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from search.worker import WORKER_MAX_OVERFLOW, WORKER_POOL_SIZE, open_storage
-from workerhelpers import (assert_consistent, delete_study, finish, pg_connections, postgres_url_or_skip,
+from search.worker import open_storage
+from workerhelpers import (assert_consistent, delete_study, finish, postgres_url_or_skip,
                            start_cheap_worker, wait_for_line, wait_until, with_query)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
@@ -38,24 +38,6 @@ def study_name(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[st
 
 def _create(url: str, name: str) -> optuna.Study:
     return optuna.create_study(study_name=name, storage=open_storage(url, heartbeat_interval=None))
-
-
-def test_four_workers_fifty_trials_each_none_lost_duplicated_or_stuck(postgres_url: str, study_name: str) -> None:
-    app = f"search-test-{uuid.uuid4().hex[:8]}"
-    url = with_query(postgres_url, application_name=app)
-    study = _create(postgres_url, study_name)
-    workers = [start_cheap_worker(url, study_name, target=200) for _ in range(4)]
-    # While they run: each worker process keeps one connection, opening an overflow one at most briefly.
-    peak = 0
-    while any(w.poll() is None for w in workers):
-        peak = max(peak, pg_connections(postgres_url, app))
-        time.sleep(0.2)
-    results = finish(workers)
-    trials = assert_consistent(study, results, target=200)
-    assert all(r.completed for r in results), "every worker ran trials"
-    assert {t.user_attrs["worker"]["pid"] for t in trials} == {r.pid for r in results}
-    assert 0 < peak <= 4 * (WORKER_POOL_SIZE + WORKER_MAX_OVERFLOW)
-    assert pg_connections(postgres_url, app) == 0  # nothing left connected
 
 
 def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(postgres_url: str, study_name: str) -> None:

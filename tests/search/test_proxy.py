@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,53 +20,22 @@ from optuna.trial import TrialState
 
 from clihelpers import assert_one_line_error, run_cli
 from storage import create_storage
-from workerhelpers import (assert_consistent, child_env, delete_study, finish, pg_connections, postgres_url_or_skip,
-                           start_cheap_worker, wait_for_line, with_query)
+from workerhelpers import (assert_consistent, delete_study, finish, pg_connections, postgres_url_or_skip,
+                           start_cheap_worker, start_proxy, stop_proxy, wait_for_line, with_query)
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_proxy(storage_url: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
-    proxy = subprocess.Popen([sys.executable, "-m", "search.proxy", "--storage", storage_url, "--port", str(port),
-                              *extra], env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = wait_for_line(proxy, "gRPC storage proxy for ")
-    assert f"127.0.0.1:{port}" in line and f"--storage grpc://127.0.0.1:{port}" in line
-    return proxy, f"grpc://127.0.0.1:{port}"
-
-
-def _stop(proxy: subprocess.Popen[str]) -> str:
-    proxy.send_signal(signal.SIGTERM)
-    out, err = proxy.communicate(timeout=30)
-    assert proxy.returncode == 0, err[-2000:]
-    return out
 
 
 @pytest.fixture
 def sqlite_proxy(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(grpc URL, backing SQLite URL) of a running ``python -m search.proxy``."""
     backing = f"sqlite:///{tmp_path / 'studies.db'}"
-    proxy, url = _start_proxy(backing)
+    proxy, url = start_proxy(backing)
     try:
         yield url, backing
     finally:
         if proxy.poll() is None:
-            assert "proxy stopped" in _stop(proxy)
-
-
-def test_workers_through_the_proxy_none_lost_duplicated_or_stuck(sqlite_proxy: tuple[str, str]) -> None:
-    url, backing = sqlite_proxy
-    study = optuna.create_study(study_name="via-proxy", storage=create_storage(url))
-    results = finish([start_cheap_worker(url, "via-proxy", target=60) for _ in range(4)])
-    assert_consistent(study, results, target=60)
-    direct = optuna.load_study(study_name="via-proxy", storage=create_storage(backing))
-    assert len(direct.get_trials(states=(TrialState.COMPLETE,))) == len(study.get_trials(states=(TrialState.COMPLETE,)))
+            assert "proxy stopped" in stop_proxy(proxy)
 
 
 def test_killed_worker_behind_the_proxy_is_failed_by_the_next_worker_on_the_machine(
@@ -98,7 +65,7 @@ def test_proxy_holds_few_postgres_connections_for_many_workers(request: pytest.F
     postgres_url = postgres_url_or_skip()
     app = f"search-test-proxy-{uuid.uuid4().hex[:8]}"
     name = f"test-proxy-{uuid.uuid4().hex[:10]}"
-    proxy, url = _start_proxy(with_query(postgres_url, application_name=app), "--threads", "2")
+    proxy, url = start_proxy(with_query(postgres_url, application_name=app), "--threads", "2")
     try:
         study = optuna.create_study(study_name=name, storage=create_storage(url))
         workers = [start_cheap_worker(url, name, target=40) for _ in range(6)]
@@ -110,7 +77,7 @@ def test_proxy_holds_few_postgres_connections_for_many_workers(request: pytest.F
         assert_consistent(study, results, target=40)
         assert 1 <= peak <= 2  # six workers, at most --threads database connections
     finally:
-        _stop(proxy)
+        stop_proxy(proxy)
         delete_study(postgres_url, name)
 
 
