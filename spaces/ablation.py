@@ -5,7 +5,8 @@ An equal-budget comparison: the same epochs, data and parameters for every posit
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import optuna
 
@@ -44,7 +45,7 @@ class AblationSpace(SearchSpace):
         return {"from_study": source_study.study_name, "from_trial": best.number, "replicates": replicates,
                 "base_params": base, "num_heads": heads}
 
-    def suggest(self, trial: optuna.Trial, context: Mapping[str, Any]) -> dict[str, Any]:
+    def suggest(self, trial: optuna.trial.BaseTrial, context: Mapping[str, Any]) -> dict[str, Any]:
         params = dict(context["base_params"]) | dict(context.get("fixed", {}))
         for p in self.parameters(context):
             params[p.name] = p.suggest(trial)
@@ -53,7 +54,7 @@ class AblationSpace(SearchSpace):
         params.pop("replicate")
         return params
 
-    def trial_seed(self, trial: optuna.Trial, base_seed: int) -> int:
+    def trial_seed(self, trial: optuna.trial.BaseTrial, base_seed: int) -> int:
         """The same seed for every position within a replicate: a paired comparison."""
         return base_seed + 1000 * int(trial.params["replicate"])
 

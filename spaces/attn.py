@@ -1,7 +1,8 @@
 """``attn``: does attention help, and where? The seed user's knobs plus the attention position."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from spaces._base import ATTENTION_POSITIONS, HEADED_POSITIONS, Param, SearchSpace
 
@@ -23,11 +24,13 @@ COMMON_FIXED: Mapping[str, Any] = {"rnn_layers": 1, "bidirectional": True, "conv
 class AttnSpace(SearchSpace):
     name = "attn"
     version = 1
-    description = "batch size, dropout, batch norm, hidden units, learning rate, embedding mode, attention position, heads"
+    description = ("batch size, dropout, batch norm, hidden units, learning rate, embedding mode, attention position, "
+                   "heads")
     fixed = COMMON_FIXED
 
     def parameters(self, context: Mapping[str, Any]) -> Sequence[Param]:
-        return COMMON_PARAMETERS + (
+        return (
+            *COMMON_PARAMETERS,
             Param("attention_position", "categorical", choices=ATTENTION_POSITIONS),
             Param("num_heads", "categorical", choices=(1, 2, 4, 8),
                   when=lambda p: p.get("attention_position") in HEADED_POSITIONS),

@@ -1,7 +1,8 @@
 """``baseline``: the ``attn`` space without attention (the seed's RCNN, tuned)."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from spaces._base import Param, SearchSpace
 from spaces.attn import COMMON_FIXED, COMMON_PARAMETERS

@@ -1,7 +1,8 @@
 """``seed``: the seed question's three models, enqueued as fixed trials."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import optuna
 
@@ -20,7 +21,7 @@ class SeedSpace(SearchSpace):
     def parameters(self, context: Mapping[str, Any]) -> Sequence[Param]:
         return (Param("preset", "categorical", choices=SEED_PRESETS),)
 
-    def suggest(self, trial: optuna.Trial, context: Mapping[str, Any]) -> dict[str, Any]:
+    def suggest(self, trial: optuna.trial.BaseTrial, context: Mapping[str, Any]) -> dict[str, Any]:
         from search.model import PRESETS  # the factory's presets; imported where a trial runs (a worker)
 
         preset = trial.suggest_categorical("preset", list(SEED_PRESETS))
