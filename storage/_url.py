@@ -67,9 +67,10 @@ class ParsedStorageUrl:
     @property
     def sqlite_path(self) -> Path | None:
         """The SQLite database file, or ``None`` (not SQLite, or an in-memory database)."""
-        if self.backend != "sqlite" or self.sqlalchemy_url.database in _SQLITE_MEMORY:
+        database = self.sqlalchemy_url.database
+        if self.backend != "sqlite" or database is None or database in _SQLITE_MEMORY:
             return None
-        return Path(self.sqlalchemy_url.database)
+        return Path(database)
 
 
 def parse_storage_url(url: str, *, source: str = "storage URL") -> ParsedStorageUrl:
