@@ -5,7 +5,7 @@ import argparse
 import os
 import shlex
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from search._cli import CliParser, run_main
 

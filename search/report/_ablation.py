@@ -90,19 +90,20 @@ def build_ablation(study: optuna.Study, dataset: Any, source: ModelSource, *,
         if position != REFERENCE:
             pairs = sorted(r for r in scored if (REFERENCE, r) in evals)
             if pairs:
-                diff = paired_bootstrap([scored[r].counts for r in pairs], [evals[(REFERENCE, r)].counts for r in pairs],
-                                        resamples=resamples)
+                diff = paired_bootstrap([scored[r].counts for r in pairs],
+                                        [evals[(REFERENCE, r)].counts for r in pairs], resamples=resamples)
         deltas = [e.uniform_delta for e in scored.values() if e.uniform_delta is not None]
         degenerate = any(TrialRecord.from_trial(t).degenerate_attention for t in trials.values())
-        rows.append(AblationRow(position=position, seeds=len(trials), valid=t_interval([t.value for t in trials.values()]),
-                                test=test, diff=diff, degenerate=degenerate,
+        rows.append(AblationRow(position=position, seeds=len(trials),
+                                valid=t_interval([t.value for t in trials.values()]), test=test, diff=diff,
+                                degenerate=degenerate,
                                 uniform_delta=float(np.mean(deltas)) if deltas else None,
                                 unfinished=unfinished.get(position, 0)))
     if REFERENCE not in positions:
         notes.append("the ablation has no complete 'none' trial, so no difference against it")
     return Ablation(study=study.study_name, from_study=study.user_attrs.get("space_context", {}).get("from_study"),
                     rows=rows, evals=list(evals.values()), notes=notes,
-                    test_documents=int(len(dataset.x_test)), resamples=resamples)
+                    test_documents=len(dataset.x_test), resamples=resamples)
 
 
 def best_of(evals: list[TrialEval], with_attention: bool) -> TrialEval | None:

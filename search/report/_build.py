@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime as _dt
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from optuna.trial import TrialState
 
@@ -73,11 +74,10 @@ def make_report(study: str, *, storage: str | None = None, out: str | Path | Non
     """
     start = time.perf_counter()
     sources = open_sources(study, storage, ablation_study)
-    from storage import artifact_store_for, mask_url
-
     from search.report._plots import report_plots
     from search.report._render import render_markdown
     from search.report._verdict import verdict
+    from storage import artifact_store_for, mask_url
 
     source = ModelSource(artifact_store_for(sources.url, artifacts))
     try:

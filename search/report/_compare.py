@@ -11,7 +11,7 @@ from search.record import TrialRecord
 from search.report._ablation import REFERENCE, Ablation, best_of
 from search.report._evaluate import ModelSource, TrialEval
 from search.report._stats import Interval, paired_bootstrap
-from search.report._store import complete_trials
+from search.report._store import complete_trials, trial_value
 
 __all__ = ["WithWithout", "compare_with_without"]
 
@@ -46,8 +46,8 @@ def compare_with_without(study: optuna.Study, dataset: Any, source: ModelSource,
     positions = {t.number: TrialRecord.from_trial(t).position for t in trials}
     with_ = [t for t in trials if positions[t.number] != REFERENCE]
     without = [t for t in trials if positions[t.number] == REFERENCE]
-    best_with = max(with_, key=lambda t: t.value) if with_ else None
-    best_without = max(without, key=lambda t: t.value) if without else None
+    best_with = max(with_, key=trial_value) if with_ else None
+    best_without = max(without, key=trial_value) if without else None
 
     def scored(trial: Any) -> TrialEval | None:
         # The best model of each group; when it was not saved, the best saved one cannot stand in for it.

@@ -14,6 +14,7 @@ from search.errors import StudyConfigError
 from search.metrics import evaluate, micro_f1, per_label_f1
 from search.record import MODEL_ARTIFACT_ID, TrialRecord
 from search.report._stats import Counts, counts
+from search.report._store import trial_value
 
 __all__ = ["TrialEval", "ModelSource", "load_split_data"]
 
@@ -114,7 +115,7 @@ class ModelSource:
         finally:
             del model  # no keras.backend.clear_session(): its gc.collect() costs more than the model it frees
         return TrialEval(
-            study=study_name, number=trial.number, position=record.position, value=float(trial.value),
+            study=study_name, number=trial.number, position=record.position, value=float(trial_value(trial)),
             threshold=threshold, test_prob=prob, metrics=evaluate(dataset.y_test, prob, threshold),
             counts=counts(dataset.y_test, prob, threshold), degenerate=record.degenerate_attention,
             replicate=replicate, valid_micro_f1=valid_f1, uniform_delta=delta,

@@ -81,8 +81,9 @@ def render_markdown(report: Report) -> str:
     lines = [
         f"# Does attention help, and where? Study `{report.study}`",
         "",
-        f"`{report.command}` — {report.created}. Storage `{report.storage}`; data `{c.data}` ({ds}); "
-        f"{c.epochs} epochs per trial, max_len {c.max_len}, vocabulary {c.vocab_size}. Trials: {report.trial_counts}.",
+        (f"`{report.command}` — {report.created}. Storage `{report.storage}`; data `{c.data}` ({ds}); "
+         f"{c.epochs} epochs per trial, max_len {c.max_len}, vocabulary {c.vocab_size}. "
+         f"Trials: {report.trial_counts}."),
         "",
         "## Verdict",
         "",
@@ -90,15 +91,15 @@ def render_markdown(report: Report) -> str:
         "",
         "## Test split: the best trial and a TF-IDF reference",
         "",
-        "Each model is scored at its own threshold, tuned on the validation split (the best trial's comes from its "
-        "trial record; its saved model was reloaded from the artifact store"
+        ("Each model is scored at its own threshold, tuned on the validation split (the best trial's comes from its "
+         "trial record; its saved model was reloaded from the artifact store")
         + (f", and reproduces validation micro-F1 {score(report.best.valid_micro_f1)} at that threshold" if
            report.best.valid_micro_f1 is not None else "") + ").",
         "",
         markdown_table(*split_table(report)),
         "",
-        f"Best deep model minus TF-IDF, test micro-F1: {points_interval(report.deep_vs_baseline)} points "
-        "(paired bootstrap over test documents).",
+        (f"Best deep model minus TF-IDF, test micro-F1: {points_interval(report.deep_vs_baseline)} points "
+         "(paired bootstrap over test documents)."),
         "",
     ]
     if report.ablation is not None:
@@ -109,10 +110,10 @@ def render_markdown(report: Report) -> str:
             "",
             markdown_table(*ablation_table(report)),
             "",
-            f"Validation micro-F1 is each trial's objective (best epoch, tuned threshold); test micro-F1 is that "
-            f"model on the {a.test_documents} test documents at its tuned threshold. \"learnt − uniform attn\": test "
-            "micro-F1 with the learnt attention weights minus with uniform weights (how much the model uses where it "
-            "attends).",
+            (f"Validation micro-F1 is each trial's objective (best epoch, tuned threshold); test micro-F1 is that "
+             f"model on the {a.test_documents} test documents at its tuned threshold. \"learnt − uniform attn\": test "
+             "micro-F1 with the learnt attention weights minus with uniform weights (how much the model uses where it "
+             "attends)."),
             "",
         ]
     elif report.pair is not None:
@@ -130,16 +131,16 @@ def render_markdown(report: Report) -> str:
         "## Method",
         "",
         "- The test split is read only by this report; searches never see it.",
-        "- Intervals over replicate seeds: mean ± Student's t quantile (n − 1 degrees of freedom) × standard error, "
-        "95%; none with a single seed.",
-        f"- Differences: paired percentile bootstrap, {report.resamples} resamples, seed {BOOTSTRAP_SEED}. Each resample "
-        "draws the test documents with replacement (the same documents for both models) and, in the ablation, the "
-        "replicate seeds with replacement (the same seeds for both positions: a replicate trains every position "
-        "with the same seed); the statistic is the mean over the drawn seeds of the micro-F1 difference. "
-        "1 point = 0.01 micro-F1.",
-        f"- TF-IDF reference: scikit-learn `TfidfVectorizer` (sublinear tf) on the {report.baseline.input} of the same "
-        "training documents, `OneVsRestClassifier(LogisticRegression(C=4, liblinear))`, threshold tuned on the "
-        f"validation split ({report.baseline.seconds:.1f} s).",
+        ("- Intervals over replicate seeds: mean ± Student's t quantile (n − 1 degrees of freedom) × standard error, "
+         "95%; none with a single seed."),
+        (f"- Differences: paired percentile bootstrap, {report.resamples} resamples, seed {BOOTSTRAP_SEED}. "
+         "Each resample draws the test documents with replacement (the same documents for both models) and, in the "
+         "ablation, the replicate seeds with replacement (the same seeds for both positions: a replicate trains every "
+         "position with the same seed); the statistic is the mean over the drawn seeds of the micro-F1 difference. "
+         "1 point = 0.01 micro-F1."),
+        (f"- TF-IDF reference: scikit-learn `TfidfVectorizer` (sublinear tf) on the {report.baseline.input} of the "
+         "same training documents, `OneVsRestClassifier(LogisticRegression(C=4, liblinear))`, threshold tuned on the "
+         f"validation split ({report.baseline.seconds:.1f} s)."),
         "- Macro-F1 is the mean of the per-label F1 (0 for a label never true and never predicted); P@5 divides by 5.",
         "",
     ]

@@ -5,8 +5,8 @@ numpy and scipy only. Every interval is two-sided 95%.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -57,7 +57,8 @@ class Counts:
 
     @property
     def micro_f1(self) -> float:
-        return micro_f1_of(self.array.sum(axis=0))
+        # ``array`` is ``(n_docs, 3)``: its column sums are one set of totals, so the micro-F1 is a scalar.
+        return float(micro_f1_of(self.array.sum(axis=0)))
 
 
 def counts(y_true: np.ndarray, y_prob: np.ndarray, threshold: float) -> Counts:
@@ -95,7 +96,7 @@ def paired_bootstrap(treated: Sequence[Counts], control: Sequence[Counts], *,
     if any(c.array.shape[0] != n_docs for c in (*treated, *control)):
         raise ValueError("paired_bootstrap: every model must be scored on the same documents")
     n_seeds = len(treated)
-    diffs_full = [t.micro_f1 - c.micro_f1 for t, c in zip(treated, control)]
+    diffs_full = [t.micro_f1 - c.micro_f1 for t, c in zip(treated, control, strict=True)]
     estimate = float(np.mean(diffs_full))
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(n_docs, np.full(n_docs, 1.0 / n_docs), size=resamples).astype(np.float64)

@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.config import RunConfig
 from search.errors import StorageError, StudyConfigError
 
-__all__ = ["DEFAULT_ABLATION_STUDY", "Sources", "open_sources", "complete_trials"]
+__all__ = ["DEFAULT_ABLATION_STUDY", "Sources", "open_sources", "complete_trials", "trial_value"]
 
 DEFAULT_ABLATION_STUDY = "ablation"
 
@@ -28,6 +28,14 @@ class Sources:
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+
+
+def trial_value(trial: FrozenTrial) -> float:
+    """The objective value of a trial :func:`complete_trials` returned (each has one)."""
+    value = trial.value
+    if value is None:
+        raise ValueError(f"trial {trial.number} has no objective value; only complete trials are scored")
+    return value
 
 
 def _names(storage: Any) -> list[str]:

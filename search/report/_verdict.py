@@ -17,9 +17,14 @@ def _size(value: float) -> str:
     return points(abs(value)).lstrip("+")
 
 
-def _effect(row: AblationRow) -> str:
+def _diff(row: AblationRow) -> Interval:
     d = row.diff
-    assert d is not None
+    assert d is not None  # only rows with a difference against the reference are compared
+    return d
+
+
+def _effect(row: AblationRow) -> str:
+    d = _diff(row)
     if d.low > 0:
         return f"`{row.position}` attention adds {_size(d.estimate)} points test micro-F1 (95% CI {ci_points(d)})"
     if d.high < 0:
@@ -35,16 +40,16 @@ def _join(parts: list[str]) -> str:
 def _ablation_sentences(ablation: Ablation) -> list[str]:
     rows = [r for r in ablation.rows if r.position != REFERENCE and r.diff is not None]
     if not rows:
-        return [f"The ablation study `{ablation.study}` has no position that can be compared with `{REFERENCE}` on "
-                "the test split (see the notes below), so it cannot answer the question."]
+        return [(f"The ablation study `{ablation.study}` has no position that can be compared with `{REFERENCE}` on "
+                 "the test split (see the notes below), so it cannot answer the question.")]
     seeds = max(r.diff.n for r in rows if r.diff is not None)
     scope = (f"in the equal-budget ablation `{ablation.study}` ({seeds} replicate seed{'s' if seeds != 1 else ''}, "
              f"{ablation.test_documents} test documents, every position with the same parameters and epochs)")
     degenerate = [r for r in rows if r.degenerate]
-    live = sorted((r for r in rows if not r.degenerate), key=lambda r: -r.diff.estimate)
-    helps = [r for r in live if r.diff.low > 0]
-    hurts = [r for r in live if r.diff.high < 0]
-    unclear = [r for r in live if r.diff.low <= 0 <= r.diff.high]
+    live = sorted((r for r in rows if not r.degenerate), key=lambda r: -_diff(r).estimate)
+    helps = [r for r in live if _diff(r).low > 0]
+    hurts = [r for r in live if _diff(r).high < 0]
+    unclear = [r for r in live if _diff(r).low <= 0 <= _diff(r).high]
     out = []
     if helps:
         out.append(f"Attention helps {scope}: {_join([_effect(r) for r in helps])} against no attention.")
@@ -57,14 +62,14 @@ def _ablation_sentences(ablation: Ablation) -> list[str]:
                    f"with {seeds} seed{'s' if seeds != 1 else ''}.")
     for r in degenerate:
         out.append(f"`{r.position}` attention attends over a single step, so it is an identity and cannot add "
-                   f"anything; measured: {points(r.diff.estimate)} points (95% CI {ci_points(r.diff)}).")
-    used = [r for r in live if r.uniform_delta is not None]
+                   f"anything; measured: {points(_diff(r).estimate)} points (95% CI {ci_points(_diff(r))}).")
+    used = [(r, r.uniform_delta) for r in live if r.uniform_delta is not None]
     if used:
-        ignored = [r for r in used if abs(r.uniform_delta) < UNIFORM_NEGLIGIBLE]
-        relied = [r for r in used if abs(r.uniform_delta) >= UNIFORM_NEGLIGIBLE]
+        ignored = [r for r, delta in used if abs(delta) < UNIFORM_NEGLIGIBLE]
+        relied = [(r, delta) for r, delta in used if abs(delta) >= UNIFORM_NEGLIGIBLE]
         if relied:
             out.append("Replacing the learnt attention weights by uniform ones changes test micro-F1 by "
-                       + _join([f"{points(-r.uniform_delta)} points for `{r.position}`" for r in relied])
+                       + _join([f"{points(-delta)} points for `{r.position}`" for r, delta in relied])
                        + " (the model relies on where it attends)"
                        + (f"; for {_join([f'`{r.position}`' for r in ignored])} by less than "
                           f"{_size(UNIFORM_NEGLIGIBLE)} points (where it attends barely matters)." if ignored else "."))
@@ -81,12 +86,12 @@ def _fallback_sentences(pair: WithWithout | None, study: str) -> list[str]:
             f"--from-study {study} --pruner none` and report again.")
     if pair is None or pair.with_value is None or pair.without_value is None:
         missing = "with" if pair is None or pair.with_value is None else "without"
-        return [f"There is no ablation study and study `{study}` has no complete trial {missing} attention, so this "
-                "report cannot say whether attention helps."]
-    out = [f"There is no ablation study, so this compares the best trial with attention (`{pair.with_position}`, "
-           f"trial {pair.with_trial}, validation micro-F1 {score(pair.with_value)}) with the best without "
-           f"(trial {pair.without_trial}, {score(pair.without_value)}) within `{study}`: "
-           f"{points(pair.with_value - pair.without_value)} points on validation"]
+        return [(f"There is no ablation study and study `{study}` has no complete trial {missing} attention, so "
+                 "this report cannot say whether attention helps.")]
+    out = [(f"There is no ablation study, so this compares the best trial with attention (`{pair.with_position}`, "
+            f"trial {pair.with_trial}, validation micro-F1 {score(pair.with_value)}) with the best without "
+            f"(trial {pair.without_trial}, {score(pair.without_value)}) within `{study}`: "
+            f"{points(pair.with_value - pair.without_value)} points on validation")]
     if pair.diff is not None:
         out[0] += (f", {points(pair.diff.estimate)} points on test (95% CI {ci_points(pair.diff)}, bootstrap over test "
                    "documents).")
@@ -110,4 +115,4 @@ def verdict(best: TrialEval, baseline: BaselineResult, deep_vs_baseline: Interva
         deep += ", so at this budget the deep model is not worth it."
     else:
         deep += ", no detectable difference, so at this budget the deep model is not clearly worth it."
-    return " ".join(sentences + [deep])
+    return " ".join([*sentences, deep])
