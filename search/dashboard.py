@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-
 from search._cli import CliParser, port_number, run_main
 from search.errors import InputError, StorageError
 from storage import (

@@ -42,8 +42,8 @@ def best_trial_note(*, study_name: str, number: int, value: float, record: Trial
     lines = [
         f"## Best trial of study `{study_name}` when it finished: trial {number}",
         "",
-        f"It beat the {complete_before} trial(s) completed before it. Validation metrics (the whole validation "
-        "split; the test split is only read by `python -m search.report`):",
+        (f"It beat the {complete_before} trial(s) completed before it. Validation metrics (the whole validation "
+         "split; the test split is only read by `python -m search.report`):"),
         "",
         "| metric | value |",
         "|---|---|",
@@ -64,8 +64,8 @@ def best_trial_note(*, study_name: str, number: int, value: float, record: Trial
     if fixed:
         lines += ["", "| fixed parameter | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(fixed.items())]
-    lines += ["", "Artifacts of this trial: the saved model (`.keras`), `learning_curve.png` and, with attention, "
-              "`attention_heatmap.png`."]
+    lines += ["", ("Artifacts of this trial: the saved model (`.keras`), `learning_curve.png` and, with attention, "
+                   "`attention_heatmap.png`.")]
     return "\n".join(lines) + "\n"
 
 
@@ -94,4 +94,4 @@ def save_trial_note(study: optuna.Study, trial: optuna.trial.FrozenTrial, body: 
     """Write ``body`` as the dashboard note of a finished trial of ``study``."""
     from optuna_dashboard import save_note
 
-    save_note(_TrialRef(study._storage, study, trial._trial_id), body)  # type: ignore[arg-type]
+    save_note(_TrialRef(study._storage, study, trial._trial_id), body)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -163,14 +164,14 @@ def attention_heatmap_figure(documents: Sequence[Sequence[HeatmapRow]], tokens: 
                              max_tokens: int = HEATMAP_MAX_TOKENS) -> Figure | None:
     """One panel per document: attention rows (labels / heads / layers) x the document's first tokens,
     the words on the x axis. ``None`` when there is nothing to draw (no non-degenerate attention)."""
-    panels = [(rows, toks, i) for i, (rows, toks) in enumerate(zip(documents, tokens)) if rows and toks]
+    panels = [(rows, toks, i) for i, (rows, toks) in enumerate(zip(documents, tokens, strict=False)) if rows and toks]
     if not panels:
         return None
     widths = [min(len(toks), max_tokens) for _, toks, _ in panels]
     heights = [len(rows) for rows, _, _ in panels]
     fig = agg_figure(max(6.0, 0.26 * max(widths) + 3.0), sum(0.32 * h + 1.3 for h in heights) + 0.6)
     axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": [h + 2.5 for h in heights]})
-    for ax, (rows, toks, index), width in zip(axes[:, 0], panels, widths):
+    for ax, (rows, toks, index), width in zip(axes[:, 0], panels, widths, strict=True):
         # A 'valid' convolution attends over T - k + 1 windows: step t starts at token t.
         n = min(width, *(len(r.weights) for r in rows))
         grid = np.stack([np.asarray(r.weights[:n], dtype=np.float64) for r in rows])
