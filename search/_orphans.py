@@ -20,14 +20,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.record import WORKER, TrialRecord
+from search.record import TrialRecord
 from search.runtime import process_identity
 from storage import fail_and_retry
 
 __all__ = ["same_pid_space", "pid_alive", "orphaned_trials", "fail_orphans"]
-
-# The old name, for callers not yet on search.record.WORKER; it goes once none imports it.
-WORKER_ATTR = WORKER
 
 
 def same_pid_space(record: Mapping[str, Any], identity: Mapping[str, Any]) -> bool:

@@ -43,7 +43,8 @@ class Param:
         if self.kind == "categorical" and not self.choices:
             raise ValueError(f"Param {self.name}: a categorical needs choices")
         if self.kind != "categorical" and (self.low is None or self.high is None):
-            raise ValueError(f"Param {self.name}: an {self.kind} needs low and high")
+            article = "an" if self.kind == "int" else "a"
+            raise ValueError(f"Param {self.name}: {article} {self.kind} parameter needs low and high")
 
     def active(self, params: Mapping[str, Any]) -> bool:
         return self.when is None or bool(self.when(params))

@@ -39,9 +39,11 @@ class AblationSpace(SearchSpace):
         except ValueError:
             raise StudyConfigError(f"study '{source_study.study_name}' has no complete trial; expected at least one",
                                    source="--from-study") from None
-        base = {k: v for k, v in best.params.items() if k not in ("attention_position", "num_heads", "preset")}
-        base |= {k: v for k, v in (TrialRecord.from_trial(best).fixed_params or {}).items() if k not in base}
-        heads = best.params.get("num_heads", DEFAULT_HEADS)
+        # The best trial's model parameters, searched or fixed (--set, a preset): the heads too, so a
+        # source that fixed its heads is ablated with them.
+        params = TrialRecord.from_trial(best).params
+        base = {k: v for k, v in params.items() if k not in ("attention_position", "num_heads", "preset")}
+        heads = params.get("num_heads", DEFAULT_HEADS)
         return {"from_study": source_study.study_name, "from_trial": best.number, "replicates": replicates,
                 "base_params": base, "num_heads": heads}
 

@@ -13,7 +13,7 @@ from storage._engine import (
     close_storage,
     create_storage,
 )
-from storage._stale import FAILURE_REASON_ATTR, fail_and_retry, fail_stale_trials  # noqa: F401
+from storage._stale import fail_and_retry, fail_stale_trials
 from storage._url import DEFAULT_STORAGE_URL, STORAGE_ENV_VAR, mask_url, resolve_storage_url, sqlite_path
 
 __all__ = [

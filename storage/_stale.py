@@ -17,9 +17,6 @@ from storage._engine import DEFAULT_MAX_RETRY
 
 __all__ = ["fail_stale_trials", "fail_and_retry", "DEFAULT_MAX_RETRY"]
 
-# The old name, for callers not yet on search.record.FAILURE_REASON; it goes once none imports it.
-FAILURE_REASON_ATTR = FAILURE_REASON
-
 
 def fail_stale_trials(storage: BaseStorage, study_name: str) -> list[int]:
     """Run :func:`optuna.storages.fail_stale_trials` on ``study_name``; return the trial numbers it failed.

@@ -62,10 +62,8 @@ def test_prepare_defaults() -> None:
     assert context["base_params"] == {"dropout": 0.1}
 
 
-@pytest.mark.xfail(strict=True, reason="prepare reads num_heads from the best trial's searched params only: a "
-                   "source whose heads were fixed (a seed_answer_mha-like trial, or --set num_heads=8) is "
-                   "ablated with the default 4 heads, and its fixed 8 stays in base_params unused")
 def test_prepare_keeps_fixed_heads() -> None:
+    """A source whose heads were fixed (--set num_heads=8, a preset) is ablated with those heads."""
     study = optuna.create_study(direction="maximize")
     study.add_trial(_trial(0.3, {"dropout": 0.1}, fixed={"attention_position": "embedding", "num_heads": 8}))
     context = AblationSpace().prepare(None, source_study=study)

@@ -12,8 +12,8 @@ from spaces import Param
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"kind": "bool"}, "kind 'bool'; expected categorical, int or float"),
     ({"kind": "categorical"}, "a categorical needs choices"),
-    ({"kind": "int", "low": 1}, "an int needs low and high"),
-    ({"kind": "float", "high": 1.0}, "an? float needs low and high"),
+    ({"kind": "int", "low": 1}, "an int parameter needs low and high"),
+    ({"kind": "float", "high": 1.0}, "a float parameter needs low and high"),
 ])
 def test_refuses_an_incomplete_declaration(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=f"^Param x: {message}$"):

@@ -15,7 +15,7 @@ ABLATION_TRIALS = 12  # replicates 0 and 1 of the six positions (the space enque
 
 def run_study(url: str, name: str, space_name: str, trials: int, *, source: optuna.Study | None = None,
               sampler: str = "tpe", enqueue: tuple[dict[str, Any], ...] = (), **overrides: Any) -> optuna.Study:
-    from search._study import open_study, prepare_study
+    from search._study import open_study, prepare_study, read_study
     from search.config import RunConfig
     from search.data import embedding_matrix_for, load_dataset
     from search.errors import TrialFailure
@@ -30,7 +30,8 @@ def run_study(url: str, name: str, space_name: str, trials: int, *, source: optu
     space = get_space(space_name)
     options = {"source_study": source} if space_name == "ablation" else {}
     prepare_study(storage, config, space, dataset.fingerprint, **options)
-    study, config, context = open_study(storage, name)
+    stored = read_study(storage, name)
+    study, config, context = open_study(storage, stored, space), stored.config, stored.context
     for params in enqueue:
         study.enqueue_trial(params)
     objective = Objective(config, space, context, dataset, embedding, artifact_store_for(url), log=lambda m: None)
