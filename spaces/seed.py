@@ -6,6 +6,7 @@ from typing import Any
 
 import optuna
 
+from search.model import PRESETS  # the factory's presets (keras-free)
 from spaces._base import Param, SearchSpace
 
 __all__ = ["SeedSpace", "SEED_PRESETS"]
@@ -22,8 +23,6 @@ class SeedSpace(SearchSpace):
         return (Param("preset", "categorical", choices=SEED_PRESETS),)
 
     def suggest(self, trial: optuna.trial.BaseTrial, context: Mapping[str, Any]) -> dict[str, Any]:
-        from search.model import PRESETS  # the factory's presets; imported where a trial runs (a worker)
-
         preset = trial.suggest_categorical("preset", list(SEED_PRESETS))
         return dict(PRESETS[preset]) | {"preset": preset} | dict(context.get("fixed", {}))
 
