@@ -2,8 +2,8 @@
 
 Allowed directions (anything else from ``storage``, ``spaces`` or the leaves into ``search`` is a back-edge):
 
-- the leaves ``search`` (the package itself), ``search.errors`` and ``search.record`` import nothing of
-  ours (``search/__init__`` only ``search.errors``), so any package may use them;
+- the leaves ``search`` (the package itself), ``search.errors``, ``search.record`` and ``search._lazy``
+  import nothing of ours (``search/__init__`` only ``search.errors``), so any package may use them;
 - ``storage`` -> ``storage`` and the leaves;
 - ``spaces`` -> ``spaces``, the leaves, and ``search.model``'s keras-free public names
   (:data:`KERAS_FREE_MODEL_NAMES`, taken from the package ``search.model``, never from its private
@@ -39,7 +39,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("search", "spaces", "storage")
-LEAVES = frozenset({"search", "search.errors", "search.record"})
+LEAVES = frozenset({"search", "search.errors", "search.record", "search._lazy"})
 MODEL_CORE = frozenset({"search.model", "search.model._memory", "search.model._params", "search.model._presets"})
 #: The public names of ``search.model`` that load without keras (checked in a child interpreter below).
 KERAS_FREE_MODEL_NAMES = frozenset({"ATTENTION_POSITIONS", "DEFAULT_MEMORY_BUDGET_BYTES", "DEFAULT_PARAMS",
@@ -95,9 +95,10 @@ ALLOWANCES: tuple[Allowance, ...] = (
               "with keras anyway, and search.model._factory imports nothing of spaces."),
     Allowance("spaces._base", "search.model", TYPE_ONLY, None, ("BuiltModel",),
               "the annotation of build/fit; never imported at run time."),
-    Allowance("search.model", DYNAMIC, CALL, "__getattr__", (),
-              "the factory's keras names load on first use from search.model._LAZY, all inside search.model "
-              "(pinned in test_model_lazy_names_stay_in_the_model_package)."),
+    Allowance("search._lazy", DYNAMIC, CALL, "lazy_names.__getattr__", (),
+              "PEP 562 names loaded on first use from a package's own table: search.model's keras names, all "
+              "inside search.model (pinned in test_model_lazy_names_stay_in_the_model_package), and "
+              "search.kerastuner's, inside search.kerastuner."),
 )
 
 

@@ -15,9 +15,9 @@ Importing this package does not import keras; the names below that need it load 
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from search._lazy import lazy_names
 from search.kerastuner._resolve import PREFIX, check_spec, parse_spec
 from search.kerastuner._run import run
 from search.kerastuner._space import HyperModelSpace
@@ -34,14 +34,4 @@ _LAZY = {"OptunaHyperParameters": "search.kerastuner._hyperparameters",
          "load_hypermodel": "search.kerastuner._hypermodel"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -12,9 +12,9 @@ is whatever ``KERAS_BACKEND`` says when keras is first imported; this package ne
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from search._lazy import lazy_names
 from search.model._memory import DEFAULT_MEMORY_BUDGET_BYTES, estimate_attention_memory
 from search.model._params import ATTENTION_POSITIONS, DEFAULT_PARAMS, InputShapes, resolve_params
 from search.model._presets import PRESETS
@@ -54,14 +54,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -42,8 +42,27 @@ def _feature_width(layer: keras.layers.Layer, input_shape: tuple[int | None, ...
     return int(features)
 
 
+class _AttentionPooling(keras.layers.Layer):
+    """A weighted sum over time, ``(batch, T, F) -> (batch, F)``, with the weights a subclass's
+    ``attention_distribution`` gives (float32, one per step; masked steps get none). The sum is taken in
+    the inputs' dtype, so a mixed-precision model stays in float16 but for the weights."""
+
+    def attention_distribution(self, inputs: Any, mask: Any | None = None) -> Any:
+        raise NotImplementedError
+
+    def call(self, inputs: Any, mask: Any | None = None) -> Any:
+        weights = ops.cast(self.attention_distribution(inputs, mask), inputs.dtype)
+        return ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)
+
+    def compute_mask(self, inputs: Any, mask: Any | None = None) -> None:
+        return None  # one vector per document: no time axis left to mask
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[-1])
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class AdditiveAttentionPooling(keras.layers.Layer):
+class AdditiveAttentionPooling(_AttentionPooling):
     """Additive attention pooling over time: ``(batch, T, F) -> (batch, F)``.
 
     ``score_t = v . tanh(W h_t + b)``, ``a = softmax_t(score)`` over the unmasked steps,
@@ -72,25 +91,15 @@ class AdditiveAttentionPooling(keras.layers.Layer):
         scores = ops.squeeze(ops.matmul(hidden, self.context), axis=-1)
         return masked_softmax(scores, mask, axis=-1)
 
-    def call(self, inputs: Any, mask: Any | None = None) -> Any:
-        weights = ops.cast(self.attention_distribution(inputs, mask), inputs.dtype)
-        return ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)
-
     def score_variables(self) -> list[Any]:
         return [self.context]
-
-    def compute_mask(self, inputs: Any, mask: Any | None = None) -> None:
-        return None
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (input_shape[0], input_shape[-1])
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "units": self.units}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class RaffelAttention(keras.layers.Layer):
+class RaffelAttention(_AttentionPooling):
     """The seed's attention layer (Raffel & Ellis, feed-forward attention), kept to reproduce the seed.
 
     ``e = tanh(x W + b)`` with ``W`` of size features and ``b`` of size steps, ``a = exp(e)`` (times the
@@ -127,18 +136,8 @@ class RaffelAttention(keras.layers.Layer):
             a = a * ops.cast(mask, "float32")
         return a / (ops.sum(a, axis=1, keepdims=True) + keras.config.epsilon())
 
-    def call(self, inputs: Any, mask: Any | None = None) -> Any:
-        weights = ops.cast(self.attention_distribution(inputs, mask), inputs.dtype)
-        return ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)
-
     def score_variables(self) -> list[Any]:
         return [self.kernel] + ([self.bias] if self.bias is not None else [])
-
-    def compute_mask(self, inputs: Any, mask: Any | None = None) -> None:
-        return None
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (input_shape[0], input_shape[-1])
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "use_bias": self.use_bias}
