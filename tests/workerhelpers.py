@@ -35,6 +35,7 @@ CHEAP_WORKER = """
 import json, os, sys, time
 import optuna
 from optuna.trial import TrialState
+from search.record import TrialRecord
 from search.runtime import process_identity
 from search.worker import open_storage, run_trials
 
@@ -47,7 +48,7 @@ identity = process_identity()
 completed = []
 
 def objective(trial):
-    trial.set_user_attr("worker", identity)
+    TrialRecord(worker=identity).write(trial)
     x = trial.suggest_float("x", 0.0, 1.0)
     print("running", trial.number, flush=True)
     if mode == "hang":
