@@ -8,9 +8,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataSettings", "Dataset", "DataWarning", "SPLITS"]
+__all__ = ["DataSettings", "Dataset", "DataWarning", "SPLITS", "MAX_VOCAB_SIZE", "MAX_LEN"]
 
 SPLITS = ("train", "valid", "test")
+#: Upper bounds of the vectoriser's settings. Ids are int32 and each id needs an embedding row: ten
+#: million words is beyond any corpus this searches. A document of 100,000 tokens is beyond what any of the
+#: search's models (self-attention is quadratic in it) could train on.
+MAX_VOCAB_SIZE = 10_000_000
+MAX_LEN = 100_000
 
 
 class DataWarning(UserWarning):
@@ -37,12 +42,14 @@ class DataSettings:
     def __post_init__(self) -> None:
         from search.errors import DataError
 
-        if self.vocab_size < 3:
-            raise DataError(f"got {self.vocab_size}; expected an integer >= 3", source="settings", field="vocab_size")
-        if self.max_len < 1:
-            raise DataError(f"got {self.max_len}; expected an integer >= 1", source="settings", field="max_len")
-        if self.limit is not None and self.limit < 1:
-            raise DataError(f"got {self.limit}; expected a positive integer or none", source="settings", field="limit")
+        # Each setting is named by the flag that sets it (every command spells them the same way).
+        for flag, value, low, high in (("--vocab-size", self.vocab_size, 3, MAX_VOCAB_SIZE),
+                                       ("--max-len", self.max_len, 1, MAX_LEN)):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise DataError(f"got {value!r}; expected an integer from {low} to {high:,}", source=flag)
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
+                                       or self.limit < 1):
+            raise DataError(f"got {self.limit!r}; expected a positive integer or none", source="--limit")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -20,6 +20,8 @@ __all__ = ["load_dataset", "resolve_source", "BUNDLED", "SUPPORTED_EXTENSIONS"]
 
 BUNDLED = {"debtags50": Path(__file__).with_name("bundled") / "debtags50.json.gz"}
 SUPPORTED_EXTENSIONS = (".npz", ".csv", ".jsonl")
+#: Largest token-id arrays (all splits together) vectorising may build.
+MAX_TOKEN_BYTES = 4 * 2**30
 _TEXT_FORMAT = 2  # bump when vectorising changes: old cache entries are then ignored
 
 
@@ -103,6 +105,7 @@ def _vectorise(kind: str, path: Path, settings: DataSettings) -> tuple[dict[str,
         if not by_split[split]:
             raise DataError(f"empty split '{split}'; expected at least one document in each of train, valid, test",
                             source=source, field="split")
+    _check_array_size(len(records), settings.max_len)
     warnings_seen = _text_warnings(by_split, source)
     analyse = tokenizer()
     tokens = {s: [analyse(r.text) for r in by_split[s]] for s in SPLITS}
@@ -127,6 +130,21 @@ def _vectorise(kind: str, path: Path, settings: DataSettings) -> tuple[dict[str,
     if extra:
         meta["dataset"] = {k: v for k, v in extra.items() if k != "label_names"}
     return arrays, meta
+
+
+def _check_array_size(documents: int, max_len: int) -> None:
+    """Refuse a --max-len whose token arrays would not fit in memory, before allocating them.
+
+    The arrays are allocated lazily, so an oversized request does not fail at once but later, while they
+    are filled or written to the cache; the bound keeps every worker's copy of the data a small part of a
+    machine's memory.
+    """
+    needed = documents * max_len * np.dtype(np.int32).itemsize
+    if needed > MAX_TOKEN_BYTES:
+        fits = max(1, MAX_TOKEN_BYTES // (documents * np.dtype(np.int32).itemsize))
+        raise DataError(f"got {max_len:,}: {documents:,} documents x {max_len:,} tokens would take "
+                        f"{needed / 2**30:,.1f} GiB; expected at most {fits:,} for this dataset "
+                        f"({MAX_TOKEN_BYTES // 2**30} GiB of token ids)", source="--max-len")
 
 
 def _text_warnings(by_split: dict[str, list[Record]], source: str) -> list[str]:

@@ -16,11 +16,35 @@ from search.errors import DataError
 __all__ = ["validate_arrays", "check_embedding_matrix"]
 
 
+# Token ids are stored as int32 (what Keras' Embedding takes): a larger id would wrap to a negative one.
+_MAX_TOKEN_ID = int(np.iinfo(np.int32).max)
+
+
+def _is_real(dtype: np.dtype) -> bool:
+    return bool(np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == np.bool_)
+
+
+def _check_token_ids(x: np.ndarray, source: str, field: str) -> None:
+    """Whole, non-negative numbers that fit int32 (checked before the cast, so nothing wraps)."""
+    if np.issubdtype(x.dtype, np.floating):
+        whole = bool(np.isfinite(x).all()) and bool((np.mod(x, 1) == 0).all())
+    else:
+        whole = bool(np.issubdtype(x.dtype, np.integer))
+    if not whole:
+        raise DataError(f"got dtype {x.dtype}; expected integer token ids", source=source, field=field)
+    if x.size and x.min() < 0:
+        raise DataError(f"token id {int(x.min())} is negative; expected ids >= 0 (0 = padding)",
+                        source=source, field=field)
+    if x.size and x.max() > _MAX_TOKEN_ID:
+        raise DataError(f"token id {int(x.max())} is too large; expected ids <= {_MAX_TOKEN_ID} (int32)",
+                        source=source, field=field)
+
+
 def check_embedding_matrix(matrix: np.ndarray, source: str) -> None:
     if matrix.ndim != 2:
         raise DataError(f"got shape {matrix.shape}; expected a 2-D (vocabulary x dimension) matrix",
                         source=source, field="embedding_matrix")
-    if not np.issubdtype(matrix.dtype, np.number):
+    if not (np.issubdtype(matrix.dtype, np.integer) or np.issubdtype(matrix.dtype, np.floating)):
         raise DataError(f"got dtype {matrix.dtype}; expected floats", source=source, field="embedding_matrix")
     bad = ~np.isfinite(matrix)
     if bad.any():
@@ -38,6 +62,7 @@ def validate_arrays(arrays: Mapping[str, np.ndarray | None], source: str, *, lab
                     embedding_matrix: np.ndarray | None, check_duplicates: bool = True) -> None:
     """Validate the x_/y_ arrays of the splits present in ``arrays`` (a split's x being None is skipped)."""
     widths: dict[str, int] = {}
+    lengths: dict[str, int] = {}
     for split in ("train", "valid", "test"):
         x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
         if x is None and y is None:
@@ -57,29 +82,34 @@ def validate_arrays(arrays: Mapping[str, np.ndarray | None], source: str, *, lab
         if len(x) != len(y):
             raise DataError(f"x has {len(x)} documents but y has {len(y)}; expected the same number",
                             source=source, field=f"y_{split}")
-        whole_numbers = np.issubdtype(x.dtype, np.integer) or (
-            np.issubdtype(x.dtype, np.floating) and np.all(np.mod(x, 1) == 0)
-        )
-        if not whole_numbers:
-            raise DataError(f"got dtype {x.dtype}; expected integer token ids", source=source, field=f"x_{split}")
-        if x.min(initial=0) < 0:
-            raise DataError(f"token id {int(x.min())} is negative; expected ids >= 0 (0 = padding)",
-                            source=source, field=f"x_{split}")
+        _check_token_ids(x, source, f"x_{split}")
         if embedding_matrix is not None and x.max(initial=0) >= embedding_matrix.shape[0]:
             rows = embedding_matrix.shape[0]
             raise DataError(f"token id {int(x.max())} is beyond the embedding matrix's {rows} rows; "
                             f"expected ids < {rows}", source=source, field=f"x_{split}")
+        if x.shape[1] == 0:
+            raise DataError(f"got shape {x.shape}; expected at least one token per document", source=source,
+                            field=f"x_{split}")
+        if y.shape[1] == 0:
+            raise DataError(f"got shape {y.shape}; expected at least one label", source=source, field=f"y_{split}")
+        if not _is_real(y.dtype):
+            raise DataError(f"got dtype {y.dtype}; expected multi-hot 0/1 numbers", source=source,
+                            field=f"y_{split}")
         if not np.isin(y, (0, 1)).all():
             odd = np.unique(y[~np.isin(y, (0, 1))])[:3]
             raise DataError(f"got label values {odd.tolist()}; expected multi-hot 0/1", source=source,
                             field=f"y_{split}")
         widths[split] = int(y.shape[1])
+        lengths[split] = int(x.shape[1])
     if "train" not in widths or "valid" not in widths:
         missing = "x_train" if "train" not in widths else "x_valid"
         raise DataError("split missing; expected x_train, y_train, x_valid and y_valid", source=source, field=missing)
     if len(set(widths.values())) > 1:
         raise DataError(f"label widths differ between splits ({widths}); expected the same number of labels",
                         source=source, field="y_" + next(s for s in widths if widths[s] != widths["train"]))
+    if len(set(lengths.values())) > 1:
+        raise DataError(f"tokens per document differ between splits ({lengths}); expected the same length",
+                        source=source, field="x_" + next(s for s in lengths if lengths[s] != lengths["train"]))
     if label_names is not None and len(label_names) != widths["train"]:
         raise DataError(f"{len(label_names)} names but y has {widths['train']} labels; expected one name per label",
                         source=source, field="label_names")
