@@ -6,14 +6,12 @@ and otherwise apt's own ``apt-helper cat-file``, which every apt-based system ha
 """
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from search.data._decode import decode_utf8, decompress, read_bytes
 from search.errors import DataError
 
 __all__ = ["read_index_text", "iter_stanzas"]
@@ -22,35 +20,38 @@ _APT_HELPER = "/usr/lib/apt/apt-helper"
 
 
 def read_index_text(path: str | Path) -> str:
-    """Return the decompressed text of one index file."""
+    """Return the decompressed text of one index file (apt's lists are UTF-8, as Debian policy requires)."""
     path = Path(path)
+    source = str(path)
     if not path.is_file():
-        raise DataError("file not found; expected a Debian index file (Packages or Translation-en)", source=str(path))
-    suffix = path.suffix
-    if suffix == ".gz":
-        data = gzip.decompress(path.read_bytes())
-    elif suffix == ".xz":
-        data = lzma.decompress(path.read_bytes())
-    elif suffix == ".bz2":
-        data = bz2.decompress(path.read_bytes())
-    elif suffix == ".lz4":
-        data = _read_lz4(path)
-    else:
-        data = path.read_bytes()
-    return data.decode("utf-8", errors="replace")
+        raise DataError("file not found; expected a Debian index file (Packages or Translation-en)", source=source)
+    data = _read_lz4(path) if path.suffix == ".lz4" else decompress(read_bytes(path, source), path.suffix, source)
+    return decode_utf8(data, source)
 
 
 def _read_lz4(path: Path) -> bytes:
     try:
         import lz4.frame  # type: ignore[import-not-found]
     except ImportError:
-        helper = _APT_HELPER if Path(_APT_HELPER).exists() else shutil.which("apt-helper")
-        if not helper:
-            raise DataError(
-                "cannot decompress .lz4: install the 'lz4' Python package or apt", source=str(path)
-            ) from None
-        return subprocess.run([helper, "cat-file", str(path)], check=True, capture_output=True).stdout
-    return lz4.frame.decompress(path.read_bytes())
+        return _apt_helper_cat(path)
+    try:
+        return lz4.frame.decompress(read_bytes(path))
+    except RuntimeError as exc:  # lz4.frame's error for bytes that are not an lz4 frame
+        raise DataError(f"cannot be decompressed as .lz4 ({exc}); expected a complete .lz4 file",
+                        source=str(path)) from None
+
+
+def _apt_helper_cat(path: Path) -> bytes:
+    helper = _APT_HELPER if Path(_APT_HELPER).exists() else shutil.which("apt-helper")
+    if not helper:
+        raise DataError("cannot decompress .lz4: install the 'lz4' Python package or apt", source=str(path))
+    done = subprocess.run([helper, "cat-file", str(path)], capture_output=True)
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = lines[-1] if lines else f"apt-helper exit status {done.returncode}"
+        raise DataError(f"cannot be decompressed as .lz4 ({reason}); expected a complete .lz4 file",
+                        source=str(path))
+    return done.stdout
 
 
 def iter_stanzas(text: str) -> Iterator[dict[str, str]]:

@@ -16,7 +16,9 @@ import collections
 import datetime as _dt
 import gzip
 import json
+import os
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from search._cli import CliParser, run_main
 from search.data._deb822 import iter_stanzas, read_index_text
 from search.errors import DataError
 
-__all__ = ["build_debtags", "split_by_group", "BUNDLED_PATH", "TOP_K", "SPLIT_SEED"]
+__all__ = ["build_debtags", "write_dataset", "check_out", "split_by_group", "BUNDLED_PATH", "TOP_K", "SPLIT_SEED"]
 
 BUNDLED_PATH = Path(__file__).with_name("bundled") / "debtags50.json.gz"
 DEFAULT_LISTS = Path("/var/lib/apt/lists")
@@ -164,6 +166,12 @@ def build_debtags(lists: Path = DEFAULT_LISTS, codename: str | None = None, top_
         labels = [t for t in r["tags"] if t in top_set]
         if labels:
             docs.append({"id": r["id"], "source": r["source"], "text": r["text"], "labels": sorted(labels)})
+    if not docs:
+        # Written out, an empty result would replace the bundled dataset (the default --out) with one no
+        # search can use.
+        raise DataError(f"no package in {len(packages_files)} Packages index(es) has both Debtags and an English "
+                        "description; expected at least one tagged, described package (nothing written)",
+                        source=str(lists), field="Tag")
     splits = split_by_group(_split_groups(docs))
     for d, s in zip(docs, splits, strict=True):
         d["split"] = s
@@ -189,13 +197,42 @@ def build_debtags(lists: Path = DEFAULT_LISTS, codename: str | None = None, top_
     return {"meta": meta, "documents": docs}
 
 
+def check_out(out: Path) -> None:
+    """Refuse an --out that cannot be written before the indexes are read (which takes a while).
+
+    The folders it names need not exist (they are made when writing), but the nearest existing one must
+    be a writable folder.
+    """
+    if out.is_dir():
+        raise DataError("is a folder; expected the path of the .json.gz file to write", source=f"--out {out}")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"'{parent}' is not a folder; expected a path inside a folder", source=f"--out {out}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"folder '{parent}' is not writable; expected a writable folder", source=f"--out {out}")
+
+
 def write_dataset(data: dict[str, Any], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a temporary file beside ``out``, renamed over it; on failure nothing is left."""
+    check_out(out)
     raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    with open(tmp, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=9, mtime=0) as gz:
-        gz.write(raw)
-    tmp.replace(out)
+    tmp: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp",
+                                         delete=False) as fh:
+            tmp = Path(fh.name)
+            with gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=9, mtime=0) as gz:
+                gz.write(raw)
+        os.chmod(tmp, 0o644)  # NamedTemporaryFile makes it private; a dataset file is for every user
+        tmp.replace(out)
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise DataError(f"cannot be written ({exc.strerror or exc}); expected a writable file path",
+                        source=f"--out {out}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,9 +243,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--codename", default=None, help="release codename (default: the one found, e.g. bookworm)")
     b.add_argument("--out", type=Path, default=BUNDLED_PATH, help="output file (default: the bundled file)")
     args = parser.parse_args(argv)
+    check_out(args.out)
     data = build_debtags(args.lists, args.codename)
-    write_dataset(data, args.out)
     m = data["meta"]
+    if not all(m["split_counts"].values()):
+        # The loader refuses a dataset with an empty split: writing it would only move the error to the
+        # next search (and, with the default --out, lose the bundled dataset).
+        raise DataError(f"the {m['documents']} document(s) found give splits {m['split_counts']}; expected "
+                        "documents in each of train, valid and test (nothing written)", source=str(args.lists))
+    write_dataset(data, args.out)
     avg = sum(len(d["labels"]) for d in data["documents"]) / max(1, m["documents"])
     print(f"wrote {args.out}: {m['documents']} documents, {len(m['label_names'])} labels, "
           f"{avg:.2f} labels/document, splits {m['split_counts']}")
