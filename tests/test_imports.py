@@ -3,7 +3,8 @@
 Allowed directions (anything else from ``storage``, ``spaces`` or the leaves into ``search`` is a back-edge):
 
 - the leaves ``search`` (the package itself), ``search.errors``, ``search.record`` and ``search._lazy``
-  import nothing of ours (``search/__init__`` only ``search.errors``), so any package may use them;
+  import nothing of ours (``search/__init__`` only the leaves ``search.errors`` and ``search._lazy``, which
+  loads its ``load_predictor`` on first use), so any package may use them;
 - ``storage`` -> ``storage`` and the leaves;
 - ``spaces`` -> ``spaces``, the leaves, and ``search.model``'s keras-free public names
   (:data:`KERAS_FREE_MODEL_NAMES`, taken from the package ``search.model``, never from its private
@@ -97,8 +98,9 @@ ALLOWANCES: tuple[Allowance, ...] = (
               "the annotation of build/fit; never imported at run time."),
     Allowance("search._lazy", DYNAMIC, CALL, "lazy_names.__getattr__", (),
               "PEP 562 names loaded on first use from a package's own table: search.model's keras names, all "
-              "inside search.model (pinned in test_model_lazy_names_stay_in_the_model_package), and "
-              "search.kerastuner's, inside search.kerastuner."),
+              "inside search.model (pinned in test_model_lazy_names_stay_in_the_model_package), "
+              "search.kerastuner's, inside search.kerastuner, and the package search's load_predictor, from "
+              "search._serving (pinned in test_search_lazy_names_are_the_predictor)."),
 )
 
 
@@ -235,7 +237,7 @@ def _allowed(edge: Edge) -> bool:
     if not is_ours(target):
         return True
     if source == "search":
-        return target == "search.errors"
+        return target in ("search.errors", "search._lazy")
     if source in LEAVES:
         return False
     if _in(source, "storage"):
@@ -383,6 +385,13 @@ def test_model_lazy_names_stay_in_the_model_package() -> None:
     assert all(_in(module, "search.model") for module in lazy.values())
     assert set(lazy) | KERAS_FREE_MODEL_NAMES == set(search.model.__all__)
     assert not set(lazy) & KERAS_FREE_MODEL_NAMES
+
+
+def test_search_lazy_names_are_the_predictor() -> None:
+    import search
+
+    assert search._LAZY == {"load_predictor": "search._serving"}
+    assert set(search._LAZY) <= set(search.__all__)
 
 
 # -- in a fresh interpreter -----------------------------------------------------------------------------------

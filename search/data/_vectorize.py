@@ -12,16 +12,25 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer
 
-__all__ = ["PAD", "OOV", "tokenizer", "build_vocabulary", "texts_to_ids"]
+__all__ = ["PAD", "OOV", "tokenizer", "tokenizer_settings", "build_vocabulary", "texts_to_ids"]
 
 PAD, OOV = "<pad>", "<oov>"
 # Words, with the characters that glue Debian-ish terms together (c++, gtk+, x11, lib-foo).
 _TOKEN_PATTERN = r"(?u)\b\w[\w+#.-]*\w\+*|\b\w\b\+*"
 
 
-def tokenizer() -> Callable[[str], list[str]]:
-    """The analyser: lowercases and splits into tokens (scikit-learn's, with our token pattern)."""
-    return CountVectorizer(lowercase=True, token_pattern=_TOKEN_PATTERN).build_analyzer()
+def tokenizer(*, lowercase: bool = True, token_pattern: str = _TOKEN_PATTERN) -> Callable[[str], list[str]]:
+    """The analyser: lowercases and splits into tokens (scikit-learn's, with our token pattern).
+
+    The defaults are what the data pipeline uses; an exported model records them (``tokenizer_settings``)
+    and passes them back, so it keeps tokenising as it was trained even if the defaults change later.
+    """
+    return CountVectorizer(lowercase=lowercase, token_pattern=token_pattern).build_analyzer()
+
+
+def tokenizer_settings() -> dict[str, bool | str]:
+    """The keyword arguments of :func:`tokenizer` the data pipeline uses."""
+    return {"lowercase": True, "token_pattern": _TOKEN_PATTERN}
 
 
 def build_vocabulary(token_lists: Iterable[Sequence[str]], vocab_size: int) -> list[str]:

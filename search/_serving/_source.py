@@ -1,0 +1,127 @@
+"""What an export reads from a study: the store, the trial to export, its data (keras-free).
+
+Every refusal here comes before anything is written: a missing SQLite file, an unknown study, a trial
+that does not exist or has no saved model, a study without a final model, data the study was not run on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search._study import FINGERPRINT_ATTR, StoredStudy, read_study
+from search.errors import StorageError, StudyConfigError
+from search.record import MODEL_ARTIFACT_ID, TrialRecord
+
+__all__ = ["StudySource", "open_study_source", "pick_trial", "refuse_final", "load_study_data", "validation_texts"]
+
+
+@dataclass
+class StudySource:
+    url: str
+    storage: Any
+    study: optuna.Study
+    stored: StoredStudy
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+
+def open_study_source(study_name: str, storage_flag: str | None) -> StudySource:
+    from storage import create_storage, resolve_storage_url, sqlite_path
+
+    url = resolve_storage_url(storage_flag)
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():  # opening it would create an empty database
+        raise StorageError(f"SQLite file '{path}' does not exist; expected the store a study ran in (--storage URL)",
+                           source="--storage" if storage_flag else "default storage")
+    storage = create_storage(url, heartbeat_interval=None)  # an export runs no trials
+    stored = read_study(storage, study_name)
+    return StudySource(url, storage, optuna.load_study(study_name=study_name, storage=storage), stored)
+
+
+def _no_model_reason(record: TrialRecord) -> str:
+    if record.model_save_error:
+        return f"its model could not be saved ({record.model_save_error})"
+    return f"it has no saved model (user attribute {MODEL_ARTIFACT_ID})"
+
+
+def pick_trial(source: StudySource, number: int | None) -> FrozenTrial:
+    """Trial ``number``, else the best trial; refused unless it is complete with a saved model."""
+    name = f"study '{source.name}'"
+    trials = source.study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    with_model = [t for t in complete if TrialRecord.from_trial(t).model_artifact_id]
+    if not with_model:
+        saving = "" if source.stored.config.save_models else " (it was run with --no-save-models)"
+        raise StudyConfigError(f"has no saved model{saving} among its {len(complete)} complete trial(s); expected "
+                               "a study whose workers saved their best models", source=name)
+    if number is None:
+        trial = max(complete, key=lambda t: t.value if t.value is not None else float("-inf"))
+        record = TrialRecord.from_trial(trial)
+        if not record.model_artifact_id:
+            best_saved = max(with_model, key=lambda t: t.value if t.value is not None else float("-inf"))
+            raise StudyConfigError(f"best trial {trial.number}: {_no_model_reason(record)}; expected --trial N "
+                                   f"naming a trial with one (the best such is {best_saved.number})", source=name)
+        return trial
+    by_number = {t.number: t for t in trials}
+    if number not in by_number:
+        raise StudyConfigError(f"has no trial {number} (trials 0-{len(trials) - 1}); expected a trial number of "
+                               "the study", source="--trial")
+    trial = by_number[number]
+    if trial.state != TrialState.COMPLETE:
+        raise StudyConfigError(f"trial {number} of {name} is {trial.state.name.lower()}; expected a complete trial "
+                               f"with a saved model (e.g. {with_model[0].number})", source="--trial")
+    record = TrialRecord.from_trial(trial)
+    if not record.model_artifact_id:
+        raise StudyConfigError(f"trial {number} of {name}: {_no_model_reason(record)}; expected a trial with one "
+                               f"(e.g. {with_model[0].number})", source="--trial")
+    return trial
+
+
+def refuse_final(source: StudySource) -> None:
+    """``--final``: the study's ensemble or refit model. No study has one until the finalize step exists,
+    which will record it on the study; until then every study is refused."""
+    raise StudyConfigError("has no final model (an ensemble or refit of its best trials, made by search.finalize); "
+                           "expected --trial N, or no flag for the best trial", source=f"study '{source.name}'")
+
+
+def load_study_data(source: StudySource) -> Any:
+    """The study's dataset (train and valid only: an export never reads the test split), its vocabulary
+    with it; refused when the data is not the one the study ran on or holds no text."""
+    from search.data import load_dataset, resolve_source
+
+    config = source.stored.config
+    kind, _ = resolve_source(config.data)
+    if kind == "npz":
+        raise StudyConfigError(f"was run on token ids ('{config.data}'), not text: there is no vocabulary to turn "
+                               "new text into ids; expected a study on debtags50 or a .csv/.jsonl text file",
+                               source=f"study '{source.name}'")
+    dataset = load_dataset(config.data, config.data_settings())
+    expected = source.study.user_attrs.get(FINGERPRINT_ATTR)
+    if expected and dataset.fingerprint != expected:
+        raise StudyConfigError(f"was run on data with fingerprint {expected}, but '{config.data}' with its settings "
+                               f"now gives {dataset.fingerprint}; expected the same dataset file",
+                               source=f"study '{source.name}'")
+    if not dataset.vocabulary:
+        raise StudyConfigError("its dataset has no vocabulary; expected text data", source=f"study '{source.name}'")
+    return dataset
+
+
+def validation_texts(source: StudySource) -> list[str]:
+    """The validation split's raw texts, in the order of the dataset's ``x_valid`` (as the loader reads them)."""
+    from search.data import resolve_source
+    from search.data._textfiles import assign_splits, read_bundled, read_text_file
+
+    config = source.stored.config
+    kind, path = resolve_source(config.data)
+    if kind == "bundled":
+        records, _ = read_bundled(path)
+    else:
+        records = read_text_file(Path(path))
+        assign_splits(records, config.data_settings().split_seed, str(path))
+    return [r.text for r in records if r.split == "valid"]

@@ -1,0 +1,64 @@
+"""``python -m search.export --study NAME --out DIR``: a study's model as a self-contained folder.
+
+The folder holds the Keras model, the vocabulary and tokeniser settings, ``max_len``, the tuned threshold,
+the label names and a model card; ``python -m search.predict DIR`` and ``search.load_predictor(DIR)`` use
+it without the study, its store or the data cache.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+
+from search._cli import CliParser, HelpFormatter, run_main
+
+__all__ = ["build_parser", "main"]
+
+PROG = "python -m search.export"
+
+
+def _trial_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a trial number (0, 1, ...), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a trial number (0, 1, ...), got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = CliParser(prog=PROG, formatter_class=HelpFormatter,
+                  description="Export a study's model as a folder that needs nothing of the study: the Keras model, "
+                  "vocabulary and tokeniser settings, max_len, threshold, label names and a model card (README.md).")
+    p.add_argument("--study", required=True, help="the study to export from (e.g. attn)")
+    p.add_argument("--storage", metavar="URL", help="storage URL (default: $OPTUNA_STORAGE, else sqlite:///studies.db)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=_trial_number, metavar="N",
+                       help="the trial to export (default: the best trial)")
+    which.add_argument("--final", action="store_true",
+                       help="the study's final model (ensemble or refit of its best trials), where it has one")
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to create (new or empty)")
+    p.add_argument("--force", action="store_true", help="replace DIR when it holds an earlier export")
+    p.add_argument("--artifacts", metavar="DIR", help="artifact folder with the saved models (default: as the "
+                   "workers chose it: beside a SQLite file, else $SEARCH_ARTIFACTS_DIR or ./artifacts)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # this process only, as the workers: quiet TensorFlow
+    from search._serving._export import export_study
+
+    command = " ".join([PROG, shlex.join(sys.argv[1:] if argv is None else argv)])
+    result = export_study(args.study, args.out, storage=args.storage, trial=args.trial, final=args.final,
+                          artifacts=args.artifacts, force=args.force, command=command)
+    print(f"exported trial {result.trial} of study '{args.study}' to {result.folder} (validation micro-F1 "
+          f"{result.valid_micro_f1:.4f}; the trial recorded {result.recorded_value:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
