@@ -47,7 +47,7 @@ def load_npz(path: Path, settings: DataSettings, digest: str, fingerprint: str, 
     # numpy would read a file that is not a zip archive as a pickle and then say "pickled data", which
     # sends the user looking for the wrong problem; a renamed .npy would come back as a bare array.
     if not zipfile.is_zipfile(path):
-        raise DataError("is not a zip archive; expected a numpy .npz archive (as written by numpy.savez)",
+        raise DataError("is not a complete zip archive; expected a numpy .npz archive (as written by numpy.savez)",
                         source=source)
     try:
         npz = np.load(path, allow_pickle=False)
