@@ -70,8 +70,8 @@ def pick_trial(source: StudySource, number: int | None) -> FrozenTrial:
         return trial
     by_number = {t.number: t for t in trials}
     if number not in by_number:
-        raise StudyConfigError(f"has no trial {number} (trials 0-{len(trials) - 1}); expected a trial number of "
-                               "the study", source="--trial")
+        raise StudyConfigError(f"{name} has no trial {number} (trials 0-{len(trials) - 1}); expected a trial "
+                               "number of the study", source="--trial")
     trial = by_number[number]
     if trial.state != TrialState.COMPLETE:
         raise StudyConfigError(f"trial {number} of {name} is {trial.state.name.lower()}; expected a complete trial "
