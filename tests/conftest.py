@@ -1,9 +1,13 @@
-"""Shared test fixtures: an isolated cache for every run."""
+"""Shared test fixtures: an isolated cache for every run; a reachable PostgreSQL and unique study names."""
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
+
+from workerhelpers import delete_study, postgres_url_or_skip
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -12,3 +16,17 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["SEARCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("search-cache"))
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """``$SEARCH_TEST_POSTGRES_URL`` or the local server; unreachable: skip, or fail when CI=true."""
+    return postgres_url_or_skip()
+
+
+@pytest.fixture
+def pg_study_name(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A study name no other test (or run) uses; the study is deleted afterwards if it exists."""
+    name = f"test-{request.node.name[:40]}-{uuid.uuid4().hex[:10]}"
+    yield name
+    delete_study(postgres_url, name)

@@ -3,27 +3,23 @@
 The full run (trials per hour with two processes, the Keras torch backend) is the slow test."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-
+from benchhelpers import load_bench
 from clihelpers import REPO
 
 SCRIPT = REPO / "bench" / "gpu.py"
 
 
 @pytest.fixture(scope="module")
-def gpu():
-    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def gpu() -> Iterator[ModuleType]:
+    yield from load_bench("gpu")
 
 
 def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:

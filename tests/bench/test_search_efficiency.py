@@ -2,26 +2,21 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-
+from benchhelpers import load_bench
 from clihelpers import REPO
 
 SCRIPT = REPO / "bench" / "search_efficiency.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_search_efficiency", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def bench() -> Iterator[ModuleType]:
+    yield from load_bench("search_efficiency")
 
 
 @pytest.mark.parametrize("contender", ["service", "kt-hyperband"])

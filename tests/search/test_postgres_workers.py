@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 
 import optuna
 import pytest
@@ -18,38 +17,25 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from search.worker import open_storage
-from workerhelpers import (assert_consistent, delete_study, finish, postgres_url_or_skip,
-                           start_cheap_worker, wait_for_line, wait_until, with_query)
+from workerhelpers import (assert_consistent, finish, start_cheap_worker, wait_for_line, wait_until, with_query)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> str:
-    return postgres_url_or_skip()
-
-
-@pytest.fixture
-def study_name(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = f"test-{request.node.name[:40]}-{uuid.uuid4().hex[:10]}"
-    yield name
-    delete_study(postgres_url, name)
 
 
 def _create(url: str, name: str) -> optuna.Study:
     return optuna.create_study(study_name=name, storage=open_storage(url, heartbeat_interval=None))
 
 
-def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(postgres_url: str, study_name: str) -> None:
-    study = _create(postgres_url, study_name)
-    victim = start_cheap_worker(postgres_url, study_name, target=45, mode="hang")
+def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(postgres_url: str, pg_study_name: str) -> None:
+    study = _create(postgres_url, pg_study_name)
+    victim = start_cheap_worker(postgres_url, pg_study_name, target=45, mode="hang")
     number = int(wait_for_line(victim, "running").split()[1])
     victim.send_signal(signal.SIGKILL)  # kill -9: no clean-up, its trial stays RUNNING, heartbeats stop
     victim.wait(timeout=30)
     assert study.trials[number].state == TrialState.RUNNING
     # Three healthy workers, 45 trials of >= 0.3 s: they run well past the 2 s grace period, and each new
     # trial starts with Optuna's fail_stale_trials, so one of them fails the dead trial and re-runs it.
-    results = finish([start_cheap_worker(postgres_url, study_name, target=45, pause=0.3) for _ in range(3)])
+    results = finish([start_cheap_worker(postgres_url, pg_study_name, target=45, pause=0.3) for _ in range(3)])
     killed = study.trials[number]
     assert killed.state == TrialState.FAIL
     retries = [t for t in study.trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == number]
@@ -60,11 +46,11 @@ def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(postgres_url: st
     assert_consistent(study, results, target=45)
 
 
-def test_connections_dropped_mid_study_and_the_study_finishes(postgres_url: str, study_name: str) -> None:
+def test_connections_dropped_mid_study_and_the_study_finishes(postgres_url: str, pg_study_name: str) -> None:
     app = f"search-test-{uuid.uuid4().hex[:8]}"
     url = with_query(postgres_url, application_name=app)
-    study = _create(postgres_url, study_name)
-    workers = [start_cheap_worker(url, study_name, target=80, pause=0.05) for _ in range(2)]
+    study = _create(postgres_url, pg_study_name)
+    workers = [start_cheap_worker(url, pg_study_name, target=80, pause=0.05) for _ in range(2)]
     admin = sqlalchemy.create_engine(postgres_url)
     terminated = 0
 
