@@ -9,15 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from search.config import RunConfig
+from search.errors import StudyConfigError
+from search.record import TrialRecord
 from search.report._ablation import Ablation, build_ablation
 from search.report._baseline import BaselineResult, tfidf_baseline
 from search.report._compare import WithWithout, compare_with_without
 from search.report._evaluate import ModelSource, TrialEval, load_split_data
 from search.report._stats import BOOTSTRAP_RESAMPLES, Interval, paired_bootstrap
-from search.report._store import open_sources
+from search.report._store import complete_trials, open_sources, trial_value
 
 __all__ = ["Report", "make_report"]
 
@@ -61,6 +64,34 @@ def _counts(study: Any) -> str:
     return ", ".join(f"{states.count(s)} {s.name.lower()}" for s in TrialState if states.count(s))
 
 
+def _readable_best(study: Any, source: ModelSource, notes: list[str], log: Callable[[str], None]) -> Any:
+    """The best trial, or when its saved model cannot be read, the best trial whose model can.
+
+    The next best stands in (and the notes say so) rather than the report being refused: one damaged or
+    lost file should not cost the whole evaluation, and the stand-in's own validation score is what the
+    report shows beside it. When no trial's model can be read there is nothing to evaluate: refused.
+    A best trial that saved no model at all (a study run with --no-save-models) is refused as before, by
+    ``evaluate``.
+    """
+    best = study.best_trial
+    log(f"best trial {best.number}: reloading its model and scoring the test split")
+    if not TrialRecord.from_trial(best).model_artifact_id or source.has_model(best):
+        return best
+    reason = source.problem(best)
+    maximize = study.direction == StudyDirection.MAXIMIZE
+    others = sorted((t for t in complete_trials(study) if t.number != best.number), key=trial_value,
+                    reverse=maximize)
+    for trial in others:
+        if source.has_model(trial):
+            notes.append(f"the best trial #{best.number}'s saved model could not be read ({reason}); the test "
+                         f"scores are those of trial #{trial.number}, the best trial whose model could be read")
+            log(f"trial {trial.number} stands in for the best trial {best.number}")
+            return trial
+    raise StudyConfigError(f"the best trial {best.number}'s saved model could not be read ({reason}), nor could "
+                           f"any of the {len(others)} other complete trials' models; expected the .keras files "
+                           "the workers saved (see --artifacts)", source=f"study '{study.study_name}'")
+
+
 def make_report(study: str, *, storage: str | None = None, out: str | Path | None = None,
                 ablation_study: str | None = None, artifacts: str | None = None,
                 resamples: int = BOOTSTRAP_RESAMPLES, log: Callable[[str], None] = _stderr,
@@ -79,15 +110,17 @@ def make_report(study: str, *, storage: str | None = None, out: str | Path | Non
     from search.report._verdict import verdict
     from storage import artifact_store_for, mask_url
 
-    source = ModelSource(artifact_store_for(sources.url, artifacts))
+    source = ModelSource(artifact_store_for(sources.url, artifacts), log=log)
     try:
+        source.know(sources.study)
+        if sources.ablation is not None:
+            source.know(sources.ablation)
         log(f"loading data '{sources.config.data}' with its test split")
         dataset = load_split_data(sources.config, sources.study.user_attrs.get("data_fingerprint"))
-        best_trial = sources.study.best_trial
-        log(f"best trial {best_trial.number}: reloading its model and scoring the test split")
+        notes = list(sources.notes)
+        best_trial = _readable_best(sources.study, source, notes, log)
         best = source.evaluate(study, best_trial, dataset, valid=True)
         cache = {(study, best.number): best}
-        notes = list(sources.notes)
         if best.valid_micro_f1 is not None and abs(best.valid_micro_f1 - best.value) > 1e-3:
             notes.append(f"the reloaded best model scores validation micro-F1 {best.valid_micro_f1:.4f}, the trial "
                          f"recorded {best.value:.4f}")
@@ -111,6 +144,9 @@ def make_report(study: str, *, storage: str | None = None, out: str | Path | Non
                              f"'{ablation.from_study}', not '{study}'")
         pair = compare_with_without(sources.study, dataset, source, ablation, cache)
         text = verdict(best, baseline, deep_vs_baseline, ablation, pair, study)
+        if source.problems:
+            notes.append(f"{len(source.problems)} saved model(s) could not be read and have no test score: "
+                         + "; ".join(source.problems))
     finally:
         source.close()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 from optuna.trial import FrozenTrial
 
 from search.config import PREDICT_BATCH
-from search.errors import StudyConfigError
+from search.errors import InputError, StudyConfigError
 from search.metrics import evaluate, micro_f1, per_label_f1
 from search.record import MODEL_ARTIFACT_ID, TrialRecord
 from search.report._stats import Counts, counts
@@ -60,38 +61,97 @@ def load_split_data(config: Any, expected_fingerprint: str | None) -> Any:
 
 
 class ModelSource:
-    """Downloads trial models from the artifact store into a private temporary folder."""
+    """Downloads trial models from the artifact store into a private temporary folder.
 
-    def __init__(self, artifact_store: Any) -> None:
+    A model that is missing from the artifact folder or cannot be read is not fatal: the trial is left
+    out of the test scores, and :attr:`problems` says which trial and why (the report prints it and keeps
+    it in its notes). Whether a trial's model can be read is known only by reading it, so
+    :meth:`has_model` reads it and keeps it for the :meth:`evaluate` that follows.
+    """
+
+    def __init__(self, artifact_store: Any, log: Callable[[str], None] | None = None) -> None:
         self.artifact_store = artifact_store
+        self.problems: list[str] = []
+        self._log = log
         self._tmp = tempfile.TemporaryDirectory(prefix="search-report-")
+        self._unreadable: dict[str, str] = {}  # artifact id -> why its model could not be read
+        self._held: tuple[str, Any] | None = None  # the model has_model read, until evaluate takes it
+        self._studies: dict[str, str] = {}  # artifact id -> study name, for the messages
 
     def close(self) -> None:
+        self._held = None
         self._tmp.cleanup()
 
-    @staticmethod
-    def has_model(trial: FrozenTrial) -> bool:
-        return bool(TrialRecord.from_trial(trial).model_artifact_id)
+    def know(self, study: Any) -> None:
+        """Remember which study each saved model belongs to, so a problem names the study too."""
+        for trial in study.get_trials(deepcopy=False):
+            artifact = TrialRecord.from_trial(trial).model_artifact_id
+            if artifact:
+                self._studies[artifact] = study.study_name
+
+    def has_model(self, trial: FrozenTrial) -> bool:
+        """Whether the trial saved a model and it can be read."""
+        artifact = TrialRecord.from_trial(trial).model_artifact_id
+        if not artifact:
+            return False
+        return self._fetch(trial, artifact) is not None
+
+    def problem(self, trial: FrozenTrial) -> str | None:
+        """Why the trial's saved model could not be read (None: it could, or it was not tried)."""
+        artifact = TrialRecord.from_trial(trial).model_artifact_id
+        return self._unreadable.get(artifact) if artifact else None
 
     def load(self, study_name: str, trial: FrozenTrial) -> Any:
+        artifact = TrialRecord.from_trial(trial).model_artifact_id
+        if not artifact:
+            raise StudyConfigError(f"trial {trial.number} has no saved model (user attribute {MODEL_ARTIFACT_ID}); "
+                                   "expected a study run without --no-save-models", source=f"study '{study_name}'")
+        self._studies.setdefault(artifact, study_name)
+        model = self._fetch(trial, artifact)
+        if model is None:
+            raise StudyConfigError(f"trial {trial.number}: {self._unreadable[artifact]}",
+                                   source=f"study '{study_name}'")
+        self._held = None  # the caller owns it now (and frees it)
+        return model
+
+    def _fetch(self, trial: FrozenTrial, artifact: str) -> Any | None:
+        if artifact in self._unreadable:
+            return None
+        if self._held is not None and self._held[0] == artifact:
+            return self._held[1]
+        self._held = None
+        try:
+            model = self._read(trial, artifact)
+        except InputError as exc:
+            self._unreadable[artifact] = exc.detail
+            study = self._studies.get(artifact)
+            label = f"study '{study}' trial {trial.number}" if study else f"trial {trial.number}"
+            self.problems.append(f"{label}: {exc.detail}")
+            if self._log is not None:
+                self._log(f"  {label}: saved model could not be read, left out of the test scores: {exc.detail}")
+            return None
+        self._held = (artifact, model)
+        return model
+
+    def _read(self, trial: FrozenTrial, artifact: str) -> Any:
         from optuna.artifacts import download_artifact
         from optuna.artifacts.exceptions import ArtifactNotFound
 
         from search.model import load_model
 
-        artifact = TrialRecord.from_trial(trial).model_artifact_id
-        if not artifact:
-            raise StudyConfigError(f"trial {trial.number} has no saved model (user attribute {MODEL_ARTIFACT_ID}); "
-                                   "expected a study run without --no-save-models", source=f"study '{study_name}'")
-        path = Path(self._tmp.name) / f"{study_name}-{trial.number}.keras"
+        path = Path(self._tmp.name) / f"trial-{trial.number}-{artifact}.keras"
         try:
             download_artifact(artifact_store=self.artifact_store, file_path=str(path), artifact_id=artifact)
         except (ArtifactNotFound, FileNotFoundError):
-            raise StudyConfigError(f"trial {trial.number}: model artifact {artifact} is not in the artifact "
-                                   "folder; expected --artifacts DIR to name the folder the workers used",
-                                   source=f"study '{study_name}'") from None
+            raise InputError(f"model artifact {artifact} is not in the artifact folder; expected --artifacts DIR "
+                             "to name the folder the workers used") from None
+        except OSError as exc:
+            raise InputError(f"model artifact {artifact} cannot be copied ({exc.strerror or exc}); expected a "
+                             "readable artifact folder") from None
         try:
             return load_model(path)
+        except InputError as exc:  # names our temporary copy: say which artifact instead
+            raise InputError(f"model artifact {artifact} {exc.detail}") from None
         finally:
             path.unlink(missing_ok=True)
 
