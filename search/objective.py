@@ -22,7 +22,7 @@ from search.config import PREDICT_BATCH, RunConfig
 from search.data import Dataset
 from search.errors import ModelConfigError, TrialFailure
 from search.metrics import micro_f1, tune_threshold
-from search.model import InputShapes
+from search.model import InputShapes, predict_probabilities
 from search.record import INTERRUPTED_REASON, TrialRecord
 from search.runtime import environment_record, is_out_of_memory, seed_everything
 from spaces import SearchSpace
@@ -41,10 +41,10 @@ class ValidationF1(keras.callbacks.Callback):
     epoch (by tuned micro-F1) so the saved model is the one scored.
     """
 
-    def __init__(self, x_valid: np.ndarray, y_valid: np.ndarray, on_epoch: Callable[[int, dict], None] | None = None
-                 ) -> None:
+    def __init__(self, x_valid: np.ndarray, y_valid: np.ndarray, *, any_length: bool = False,
+                 on_epoch: Callable[[int, dict], None] | None = None) -> None:
         super().__init__()
-        self.x_valid, self.y_valid = x_valid, y_valid
+        self.x_valid, self.y_valid, self.any_length = x_valid, y_valid, any_length
         self.on_epoch = on_epoch
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] | None = None
@@ -60,7 +60,7 @@ class ValidationF1(keras.callbacks.Callback):
         loss = float(logs.get("loss", float("nan")))
         if "loss" in logs and not math.isfinite(loss):
             raise TrialFailure(f"NaN loss at epoch {epoch + 1} (training loss {loss})")
-        prob = np.asarray(self.model.predict(self.x_valid, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
+        prob = predict_probabilities(self.model, self.x_valid, PREDICT_BATCH, any_length=self.any_length)
         if not np.isfinite(prob).all():
             raise TrialFailure(f"NaN predictions at epoch {epoch + 1}")
         threshold, tuned = tune_threshold(self.y_valid, prob)
@@ -167,12 +167,13 @@ class Objective:
                      f"loss {row['loss']:.4f}  {row['seconds']:.1f}s")
             TrialRecord(epochs=validation.history).write(trial)
 
-        validation = ValidationF1(self.dataset.x_valid, self.dataset.y_valid, on_epoch)
+        validation = ValidationF1(self.dataset.x_valid, self.dataset.y_valid, any_length=built.any_length,
+                                  on_epoch=on_epoch)
         callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN(), validation,
                                                      KerasPruningCallback(trial, MONITOR)]
         try:
             self.space.fit(built, self.dataset.x_train, self.dataset.y_train.astype("float32"),
-                           epochs=self.config.epochs, callbacks=callbacks)
+                           epochs=self.config.epochs, callbacks=callbacks, seed=seed)
         except optuna.TrialPruned:
             if store:  # a pruned trial's learning curve is worth seeing on the dashboard too
                 self._trial_artifacts(trial, model, validation.history)

@@ -94,8 +94,8 @@ class SearchSpace(abc.ABC):
     - ``trial_seed(trial, base_seed)`` is the seed the trial trains with.
     - ``build(params, shapes, trial=..., context=..., memory_budget=...)`` returns the compiled model (a
       :class:`search.model.BuiltModel`: model, resolved params, diagnostics), after the trial is seeded.
-    - ``fit(built, x, y, epochs=..., callbacks=...)`` trains it; the objective's callbacks (validation
-      micro-F1, NaN guard, pruning) must reach Keras' ``fit``.
+    - ``fit(built, x, y, epochs=..., callbacks=..., seed=...)`` trains it; the objective's callbacks
+      (validation micro-F1, NaN guard, pruning) must reach Keras' ``fit``.
     """
 
     name: str  # a class attribute of the built-in spaces; a spec-named space sets it per instance
@@ -127,10 +127,12 @@ class SearchSpace(abc.ABC):
 
         return build_model(params, shapes, memory_budget_bytes=memory_budget)
 
-    def fit(self, built: BuiltModel, x: Any, y: Any, *, epochs: int, callbacks: Sequence[Any]) -> None:
-        """Keras' ``fit`` at the model's own ``batch_size``, shuffled, silent (the callbacks log)."""
-        built.model.fit(x, y, batch_size=int(built.params["batch_size"]), epochs=epochs, callbacks=list(callbacks),
-                        verbose=0, shuffle=True)
+    def fit(self, built: BuiltModel, x: Any, y: Any, *, epochs: int, callbacks: Sequence[Any], seed: int) -> None:
+        """The model factory's training (:func:`search.model.fit_model`): the model's own ``batch_size``,
+        batches of similar length where the model allows them, ordered by ``seed``."""
+        from search.model import fit_model  # imports keras: only a worker trains models
+
+        fit_model(built, x, y, epochs=epochs, callbacks=callbacks, seed=seed)
 
     def prepare(self, study: optuna.Study | None = None, **options: Any) -> dict[str, Any]:
         """The study's context, computed once when it is created; none by default."""

@@ -44,7 +44,8 @@ LEAVES = frozenset({"search", "search.errors", "search.record", "search._lazy"})
 MODEL_CORE = frozenset({"search.model", "search.model._memory", "search.model._params", "search.model._presets"})
 #: The public names of ``search.model`` that load without keras (checked in a child interpreter below).
 KERAS_FREE_MODEL_NAMES = frozenset({"ATTENTION_POSITIONS", "DEFAULT_MEMORY_BUDGET_BYTES", "DEFAULT_PARAMS",
-                                    "PRESETS", "InputShapes", "estimate_attention_memory", "resolve_params"})
+                                    "PRESETS", "InputShapes", "any_length", "estimate_attention_memory",
+                                    "resolve_params"})
 #: What no keras-free process may have loaded.
 KERAS_MODULES = ("keras", "tensorflow", "keras_tuner", "tf_keras")
 DYNAMIC = "<computed>"  # the target of an import_module call whose module name is not a literal
@@ -94,6 +95,8 @@ ALLOWANCES: tuple[Allowance, ...] = (
     Allowance("spaces._base", "search.model", LAZY, "SearchSpace.build", ("build_model",),
               "the contract's default build is the model factory's; it runs only in a worker, which trains "
               "with keras anyway, and search.model._factory imports nothing of spaces."),
+    Allowance("spaces._base", "search.model", LAZY, "SearchSpace.fit", ("fit_model",),
+              "the contract's default training is the model factory's; as with build, only a worker runs it."),
     Allowance("spaces._base", "search.model", TYPE_ONLY, None, ("BuiltModel",),
               "the annotation of build/fit; never imported at run time."),
     Allowance("search._lazy", DYNAMIC, CALL, "lazy_names.__getattr__", (),

@@ -83,8 +83,9 @@ class HyperModelSpace(SearchSpace):
         fit_kwargs = self.fit_kwargs if self.fit_kwargs is not None else context.get("fit_kwargs", {})
         return build_trial_model(self.hypermodel, trial, shapes, context.get("fixed"), fit_kwargs or {}, self.spec)
 
-    def fit(self, built: BuiltModel, x: Any, y: Any, *, epochs: int, callbacks: Sequence[Any]) -> None:
-        """Train through the hypermodel's own ``fit`` (``hypermodel.fit(hp, model, x, y, ...)``)."""
+    def fit(self, built: BuiltModel, x: Any, y: Any, *, epochs: int, callbacks: Sequence[Any], seed: int) -> None:
+        """Train through the hypermodel's own ``fit`` (``hypermodel.fit(hp, model, x, y, ...)``); its
+        batches are its own (the trial is seeded before it is built)."""
         from search.kerastuner._hypermodel import BuiltHyperModel
 
         if not isinstance(built, BuiltHyperModel):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from search._lazy import lazy_names
 from search.model._memory import DEFAULT_MEMORY_BUDGET_BYTES, estimate_attention_memory
-from search.model._params import ATTENTION_POSITIONS, DEFAULT_PARAMS, InputShapes, resolve_params
+from search.model._params import ATTENTION_POSITIONS, DEFAULT_PARAMS, InputShapes, any_length, resolve_params
 from search.model._presets import PRESETS
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
     from search.model._factory import BuiltModel, build_model
     from search.model._saving import load_model
+    from search.model._training import fit_model, predict_probabilities
 
 __all__ = [
     "ATTENTION_POSITIONS",
@@ -35,9 +36,12 @@ __all__ = [
     "PRESETS",
     "BuiltModel",
     "InputShapes",
+    "any_length",
     "attention_entropy",
     "attention_weights",
     "build_model",
+    "fit_model",
+    "predict_probabilities",
     "estimate_attention_memory",
     "load_model",
     "resolve_params",
@@ -47,6 +51,8 @@ __all__ = [
 _LAZY = {
     "BuiltModel": "search.model._factory",
     "build_model": "search.model._factory",
+    "fit_model": "search.model._training",
+    "predict_probabilities": "search.model._training",
     "load_model": "search.model._saving",
     "attention_weights": "search.model._diagnostics",
     "attention_entropy": "search.model._diagnostics",

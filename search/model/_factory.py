@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -38,7 +38,7 @@ from keras import layers, ops
 from search.model._diagnostics import attention_layer_report, cudnn_eligible
 from search.model._layers import AdditiveAttentionPooling, LabelWiseAttention, RaffelAttention
 from search.model._memory import DEFAULT_MEMORY_BUDGET_BYTES, activation_memory_bytes, check_attention_memory
-from search.model._params import InputShapes, check_shapes, effective_embedding_dim, resolve_params
+from search.model._params import InputShapes, any_length, check_shapes, effective_embedding_dim, resolve_params
 
 __all__ = ["BuiltModel", "build_model"]
 
@@ -47,11 +47,16 @@ logger = logging.getLogger("search.model")
 
 @dataclass
 class BuiltModel:
-    """A compiled model, the fully resolved params it was built from, and its diagnostics (JSON-ready)."""
+    """A compiled model, the fully resolved params it was built from, and its diagnostics (JSON-ready).
+
+    ``any_length``: the model takes token ids of any length and predicts the same whatever padding follows
+    a text, so it may be trained and asked in batches cut to their longest document.
+    """
 
     model: keras.Model
     params: dict[str, Any]
     diagnostics: dict[str, Any]
+    any_length: bool = field(default=False, kw_only=True)
 
 
 def build_model(
@@ -75,7 +80,9 @@ def build_model(
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss="binary_crossentropy")
 
-    report = attention_layer_report(model)
+    # A model that takes any length attends over each text's own tokens: at most the padded length.
+    report = [entry | {"steps": shapes.seq_len} if entry["steps"] is None else entry
+              for entry in attention_layer_report(model)]
     degenerate = [entry for entry in report if entry["degenerate"]]
     reason = None
     if degenerate:
@@ -106,7 +113,7 @@ def build_model(
         "cudnn_eligible": cudnn_eligible(model),
         "backend": keras.backend.backend(),
     }
-    return BuiltModel(model=model, params=resolved, diagnostics=diagnostics)
+    return BuiltModel(model=model, params=resolved, diagnostics=diagnostics, any_length=any_length(resolved))
 
 
 def _count(variables: list[Any]) -> int:
@@ -194,7 +201,8 @@ class _Graph:
     # --- architectures --------------------------------------------------------------------------------
 
     def build(self) -> keras.Model:
-        token_ids = keras.Input(shape=(self.shapes.seq_len,), dtype="int32", name="token_ids")
+        length = None if any_length(self.p) else self.shapes.seq_len
+        token_ids = keras.Input(shape=(length,), dtype="int32", name="token_ids")
         if self.p["mask_padding"]:
             self.mask = _padding_mask(token_ids)
         x = self._embedding(token_ids)

@@ -17,6 +17,7 @@ import numpy as np
 from search.errors import ModelConfigError
 
 __all__ = [
+    "any_length",
     "ARCHITECTURES",
     "ATTENTION_POSITIONS",
     "DEFAULT_PARAMS",
@@ -290,6 +291,15 @@ class InputShapes:
     n_labels: int
     embedding_dim: int = 100
     embedding_matrix: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+def any_length(params: Mapping[str, Any]) -> bool:
+    """Whether the model built from resolved ``params`` takes token ids of any length, with the same
+    prediction for a text whatever padding follows it: the RCNN with masked padding (its convolutions
+    are 'same' and its pooling masked). Training can then pad each batch to its own longest document.
+    The seed's unmasked models and the residual-MHA architecture (its max-pooling halves a fixed length)
+    keep the dataset's padded length."""
+    return bool(params["mask_padding"]) and params["architecture"] == "rcnn"
 
 
 def effective_embedding_dim(params: Mapping[str, Any], shapes: InputShapes) -> int:

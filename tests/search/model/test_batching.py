@@ -1,0 +1,89 @@
+"""Length-aware batches: every document once an epoch, batches cut to their longest document, and a
+model that takes any length predicts the same whatever padding follows a text."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from search.model import PRESETS, InputShapes, any_length, build_model, predict_probabilities, resolve_params
+from search.model._batching import LENGTH_MULTIPLE, LengthBatches, document_lengths, predict_by_length
+
+WIDTH = 40
+
+
+def _ids(n: int, seed: int = 0) -> np.ndarray:
+    """Post-padded token ids with lengths 1..WIDTH (ids 2..49; 0 is padding)."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, WIDTH), dtype=np.int32)
+    for row, length in enumerate(rng.integers(1, WIDTH + 1, size=n)):
+        x[row, :length] = rng.integers(2, 50, size=length)
+    return x
+
+
+def test_document_lengths() -> None:
+    x = np.array([[5, 6, 0, 0], [0, 0, 0, 0], [1, 2, 3, 4], [7, 0, 3, 0]], dtype=np.int32)
+    assert document_lengths(x).tolist() == [2, 1, 4, 3]  # an empty row keeps its first step
+
+
+def test_every_document_once_an_epoch_and_each_batch_cut_to_its_longest() -> None:
+    x, y = _ids(1000), np.arange(1000)[:, None]
+    batches = LengthBatches(x, y, batch_size=16, seed=3)
+    lengths = document_lengths(x)
+    for _epoch in range(2):
+        seen = []
+        for i in range(len(batches)):
+            xb, yb = batches[i]
+            rows = yb[:, 0]
+            seen += rows.tolist()
+            longest = int(lengths[rows].max())
+            assert xb.shape[1] == min(WIDTH, -(-longest // LENGTH_MULTIPLE) * LENGTH_MULTIPLE)
+            np.testing.assert_array_equal(xb, x[rows, : xb.shape[1]])
+            assert not x[rows, xb.shape[1]:].any(), "only padding is cut"
+        assert sorted(seen) == list(range(1000))
+        batches.on_epoch_end()
+    computed, padded = batches.padded_steps()
+    assert computed < 0.8 * padded  # similar lengths together: the cut is deep
+
+
+def test_the_order_depends_on_the_seed_and_the_epoch() -> None:
+    x, y = _ids(300), np.arange(300)[:, None]
+    first = [LengthBatches(x, y, 8, seed=1)[i][1][:, 0].tolist() for i in range(3)]
+    again = [LengthBatches(x, y, 8, seed=1)[i][1][:, 0].tolist() for i in range(3)]
+    other = [LengthBatches(x, y, 8, seed=2)[i][1][:, 0].tolist() for i in range(3)]
+    assert first == again and first != other
+    batches = LengthBatches(x, y, 8, seed=1)
+    batches.on_epoch_end()
+    assert [batches[i][1][:, 0].tolist() for i in range(3)] != first
+
+
+def test_refuses_mismatched_or_empty_data() -> None:
+    with pytest.raises(ValueError, match="expected the same"):
+        LengthBatches(_ids(4), np.zeros((3, 1)), 2, 0)
+
+
+def test_predict_by_length_keeps_the_order() -> None:
+    x = _ids(50)
+
+    def predict(batch: np.ndarray) -> np.ndarray:  # a model that reports each row's length and width
+        return np.stack([document_lengths(batch), np.full(len(batch), batch.shape[1])], axis=1)
+
+    out = predict_by_length(predict, x, batch_size=7)
+    np.testing.assert_array_equal(out[:, 0], document_lengths(x))
+    assert (out[:, 1] < WIDTH).any()
+
+
+@pytest.mark.parametrize("position", ["none", "label", "conv", "rnn", "embedding", "pooled"])
+def test_a_masked_rcnn_predicts_the_same_in_length_batches(position: str) -> None:
+    params = {"attention_position": position, "hidden_units": 8, "conv_filters": 8, "embedding_mode": "random",
+              "embedding_dim": 8, "num_heads": 2}
+    built = build_model(params, InputShapes(seq_len=WIDTH, vocab_size=50, n_labels=5))
+    assert built.any_length and any_length(built.params)
+    x = _ids(60, seed=1)
+    full = np.asarray(built.model.predict(x, batch_size=16, verbose=0))
+    cut = predict_probabilities(built.model, x, 16, any_length=True)
+    np.testing.assert_allclose(cut, full, atol=1e-5)
+
+
+def test_the_seed_models_keep_their_fixed_length() -> None:
+    for name in ("seed_rcnn", "seed_answer_mha"):
+        assert not any_length(resolve_params(PRESETS[name]))
