@@ -12,9 +12,18 @@ from storage._engine import (
     DEFAULT_MAX_RETRY,
     close_storage,
     create_storage,
+    open_existing_storage,
+    require_existing_store,
 )
 from storage._stale import fail_and_retry, fail_stale_trials
-from storage._url import DEFAULT_STORAGE_URL, STORAGE_ENV_VAR, mask_url, resolve_storage_url, sqlite_path
+from storage._url import (
+    DEFAULT_STORAGE_URL,
+    STORAGE_ENV_VAR,
+    mask_url,
+    resolve_storage_url,
+    sqlite_path,
+    storage_source,
+)
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
@@ -23,6 +32,9 @@ __all__ = [
     "mask_url",
     "sqlite_path",
     "create_storage",
+    "open_existing_storage",
+    "require_existing_store",
+    "storage_source",
     "close_storage",
     "DEFAULT_HEARTBEAT_INTERVAL",
     "DEFAULT_GRACE_PERIOD",

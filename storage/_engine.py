@@ -32,7 +32,7 @@ from storage._service import ServiceGrpcStorageProxy, ServiceRDBStorage
 from storage._url import ParsedStorageUrl, mask_url, parse_storage_url
 
 __all__ = ["SQLITE_BUSY_TIMEOUT_S", "CONNECT_TIMEOUT_S", "DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_GRACE_PERIOD",
-           "DEFAULT_MAX_RETRY", "create_storage", "close_storage"]
+           "DEFAULT_MAX_RETRY", "create_storage", "open_existing_storage", "require_existing_store", "close_storage"]
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
@@ -85,6 +85,61 @@ def create_storage(
     except (SQLAlchemyError, sqlite3.Error, ImportError, RuntimeError, OSError) as exc:
         message = f"cannot open {mask_url(parsed.url)}: {_reason(exc, parsed)}"
         raise StorageError(message, source=_SOURCE) from exc
+
+
+def open_existing_storage(
+    url: str,
+    *,
+    source: str = _SOURCE,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = DEFAULT_GRACE_PERIOD,
+    max_retry: int = DEFAULT_MAX_RETRY,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+) -> BaseStorage:
+    """Open a study store that must already exist: what every reader (worker, report, dashboard, proxy) uses.
+
+    A reader never creates a store: a SQLite file that does not exist, is empty, or is not a study store
+    is refused (:class:`StorageError` naming ``source``, the flag or variable the URL came from) without
+    writing anything, since a wrong path would otherwise leave a new empty database behind. Server
+    databases and gRPC proxies are opened as :func:`create_storage` opens them. Heartbeats are off unless
+    ``heartbeat_interval`` is given (only a worker running trials beats).
+    """
+    require_existing_store(url, source=source)
+    return create_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                          max_retry=max_retry, pool_size=pool_size, max_overflow=max_overflow)
+
+
+#: A table every Optuna RDB store has; its absence means the file is some other SQLite database.
+_STUDY_TABLE = "studies"
+
+
+def require_existing_store(url: str, *, source: str = _SOURCE) -> None:
+    """Refuse a SQLite ``url`` whose file is missing, empty or holds no studies; writes nothing."""
+    parsed = parse_storage_url(url, source=source)
+    path = parsed.sqlite_path
+    if path is None:
+        return  # a server database or a proxy: the server says whether it exists
+    hint = "expected the SQLite file of a study store (run python -m search.launch first, or pass --storage URL)"
+    if not path.exists():
+        raise StorageError(f"SQLite file '{path}' does not exist; {hint}", source=source)
+    if not path.is_file():
+        raise StorageError(f"'{path}' is not a file; {hint}", source=source)
+    if path.stat().st_size == 0:
+        raise StorageError(f"SQLite file '{path}' is empty (0 bytes); {hint}", source=source)
+    try:
+        # mode=rw never creates the file; a query changes nothing, and closing the last connection removes
+        # the -wal/-shm files it opened (a read-only connection would leave them behind)
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+        try:
+            found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                       (_STUDY_TABLE,)).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read '{path}' as SQLite ({exc}); {hint}", source=source) from None
+    if found is None:
+        raise StorageError(f"'{path}' is a SQLite file without studies (no Optuna tables); {hint}", source=source)
 
 
 def close_storage(storage: BaseStorage) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "resolve_storage_url",
     "mask_url",
     "sqlite_path",
+    "storage_source",
 ]
 
 DEFAULT_STORAGE_URL = "sqlite:///studies.db"
@@ -140,3 +141,12 @@ def mask_url(url: str) -> str:
 def sqlite_path(url: str) -> Path | None:
     """The SQLite database file ``url`` names, or ``None`` (another database, or in-memory SQLite)."""
     return parse_storage_url(url).sqlite_path
+
+
+def storage_source(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """Where the storage URL came from, as error messages name it: ``--storage``, ``$OPTUNA_STORAGE`` or
+    ``default storage`` (the same precedence as :func:`resolve_storage_url`)."""
+    if flag is not None:
+        return STORAGE_FLAG
+    env = os.environ if environ is None else environ
+    return f"${STORAGE_ENV_VAR}" if env.get(STORAGE_ENV_VAR, "").strip() else "default storage"
