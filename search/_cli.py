@@ -9,11 +9,22 @@ from typing import Any, NoReturn
 
 from search.errors import InputError
 
-__all__ = ["run_main", "CliParser", "HelpFormatter", "parse_key_values", "port_number"]
+__all__ = ["run_main", "CliParser", "HelpFormatter", "parse_key_values", "port_number", "check_listen_address",
+           "LOOPBACK_HOSTS"]
+
+#: Hosts that only this machine can reach; a server on any other address is open to the network.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run ``main(argv)``; an :class:`InputError` becomes one line on stderr and exit status 2."""
+    """Run ``main(argv)``; an :class:`InputError` becomes one line on stderr and exit status 2.
+
+    Native-library logging is quieted first, for this process and every process it starts, so that a
+    refusal is the one line the user reads (see :func:`search.runtime.quiet_native_logging`).
+    """
+    from search.runtime import quiet_native_logging
+
+    quiet_native_logging()
     try:
         code = main(argv)
     except InputError as exc:
@@ -41,6 +52,27 @@ def port_number(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {port}")
     return port
+
+
+def check_listen_address(host: str, port: int, source: str = "--host/--port") -> None:
+    """Refuse an address a server cannot listen on (port in use, address not local, unknown host) with one
+    line, by binding to it once before the server starts and prints where it listens."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(f"cannot listen on {host}:{port}: {reason}; expected a local address such as 127.0.0.1",
+                         source=source) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise InputError(f"cannot listen on {host}:{port}: {reason}; expected a free port on a local address",
+                             source=source) from None
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -10,20 +10,19 @@ otherwise: optuna-dashboard has no authentication.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
-from search._cli import CliParser, port_number, run_main
-from search.errors import InputError, StorageError
+from search._cli import LOOPBACK_HOSTS, CliParser, check_listen_address, port_number, run_main
+from search.errors import InputError
 from storage import (
     DEFAULT_STORAGE_URL,
-    STORAGE_ENV_VAR,
     artifact_store_for,
-    create_storage,
     mask_url,
+    open_existing_storage,
+    require_existing_store,
     resolve_storage_url,
-    sqlite_path,
+    storage_source,
 )
 
 __all__ = ["build_parser", "main"]
@@ -31,7 +30,6 @@ __all__ = ["build_parser", "main"]
 PROG = "python -m search.dashboard"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,15 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     url = resolve_storage_url(args.storage)
-    _require_existing_sqlite_file(url, source=_storage_source(args.storage))
-    storage = create_storage(url, heartbeat_interval=None)  # the dashboard runs no trials
+    source = storage_source(args.storage)
+    # The dashboard shows a store; it never creates one (a wrong path would leave an empty database).
+    require_existing_store(url, source=source)
+    # Bound once here, so that a port in use or an address that is not local is one line, not a line
+    # saying where the server listens and then the server's failure.
+    check_listen_address(args.host, args.port)
+    storage = open_existing_storage(url, source=source)  # the dashboard runs no trials: no heartbeats
     artifact_store = artifact_store_for(url, args.artifacts)
 
     from optuna_dashboard import run_server  # heavy import, after the arguments are known to be good
 
     print(f"optuna-dashboard for {mask_url(url)}", flush=True)
     print(f"open {_browser_url(args.host, args.port)}", flush=True)
-    if args.host not in _LOOPBACK:
+    if args.host not in LOOPBACK_HOSTS:
         print(
             f"note: listening on {args.host}; anyone who can reach this port can read and edit studies",
             file=sys.stderr,
@@ -88,21 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = f"cannot listen on {args.host}:{args.port}: {reason}"
         raise InputError(message, source="--host/--port") from exc
     return 0
-
-
-def _storage_source(flag: str | None) -> str:
-    if flag is not None:
-        return "--storage"
-    return f"${STORAGE_ENV_VAR}" if os.environ.get(STORAGE_ENV_VAR, "").strip() else "default storage"
-
-
-def _require_existing_sqlite_file(url: str, *, source: str) -> None:
-    """Refuse to create an empty SQLite store just to show it: that is almost always a wrong path."""
-    path = sqlite_path(url)
-    if path is not None and not path.is_file():
-        raise StorageError(
-            f"SQLite file '{path}' does not exist; run a study first or pass --storage URL", source=source
-        )
 
 
 def _browser_url(host: str, port: int) -> str:

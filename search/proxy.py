@@ -11,11 +11,12 @@ worker started on the same machine; one whose whole machine is lost stays RUNNIN
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from search._cli import CliParser, port_number, run_main
+from search._cli import LOOPBACK_HOSTS, CliParser, check_listen_address, port_number, run_main
 from search.errors import StorageError
 
 __all__ = ["main", "build_parser", "DEFAULT_PORT", "DEFAULT_THREADS"]
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import optuna
     from optuna.exceptions import ExperimentalWarning
 
-    from storage import create_storage, mask_url, resolve_storage_url
+    from storage import mask_url, open_existing_storage, require_existing_store, resolve_storage_url, storage_source
 
     if args.threads < 1:
         raise StorageError(f"got {args.threads}; expected at least 1", source="--threads")
@@ -53,10 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if url.startswith("grpc://"):
         raise StorageError(f"got {url}; expected the database behind the proxy, not another proxy",
                            source="--storage")
+    source = storage_source(args.storage)
+    require_existing_store(url, source=source)  # the proxy serves a store; it never creates one
+    # grpc would share a port in use (SO_REUSEPORT) or fail obscurely: bound once first, before anything opens
+    check_listen_address(args.host, args.port)
     # No heartbeats here: clients of the proxy cannot send them (see the module docstring).
-    database = create_storage(url, heartbeat_interval=None, pool_size=args.threads, max_overflow=0)
+    database = open_existing_storage(url, source=source, pool_size=args.threads, max_overflow=0)
     storage = optuna.storages.get_storage(database)  # Optuna's in-process cache, as its documentation advises
-    _check_port_free(args.host, args.port)
+    if args.host not in LOOPBACK_HOSTS:
+        print(f"note: listening on {args.host}; the proxy has no authentication: anyone who can reach this port "
+              "can read, change and delete every study of the store", file=sys.stderr, flush=True)
     print(f"gRPC storage proxy for {mask_url(url)} on {args.host}:{args.port} ({args.threads} threads); "
           f"workers: --storage grpc://{'HOST' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}",
           flush=True)
@@ -72,19 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("proxy stopped", flush=True)
             return 0
     return 0
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Refuse a port in use with one line (grpc would share it with SO_REUSEPORT, or fail obscurely)."""
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise StorageError(f"cannot listen on {host}:{port}: {reason}", source="--host/--port") from None
 
 
 if __name__ == "__main__":

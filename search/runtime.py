@@ -13,10 +13,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["configure_process", "enable_memory_growth", "process_identity", "environment_record",
-           "seed_everything", "is_out_of_memory", "INHERIT_GPUS"]
+__all__ = ["configure_process", "quiet_native_logging", "enable_memory_growth", "process_identity",
+           "environment_record", "seed_everything", "is_out_of_memory", "INHERIT_GPUS", "QUIET_ENVIRONMENT"]
 
 INHERIT_GPUS = "inherit"  # configure_process(gpu=INHERIT_GPUS): keep the CUDA_VISIBLE_DEVICES we were given
+
+
+#: Environment that keeps TensorFlow's C++ logging and gRPC's informational lines off stderr. Set as
+#: defaults (a user's own setting wins); the processes we start inherit them.
+QUIET_ENVIRONMENT = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "GRPC_VERBOSITY": "ERROR",
+}
+
+
+def quiet_native_logging() -> None:
+    """Quiet the native libraries' start-up logging in this process and the processes it starts.
+
+    Must run before they load to take effect. TensorFlow 2.18 and later still print a few absl lines while
+    they load, whatever the environment says; that is why every command checks its inputs before it
+    imports keras: a refusal is printed before that noise could be.
+    """
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
 
 def configure_process(gpu: str | None, backend: str | None = None) -> None:
@@ -36,7 +55,7 @@ def configure_process(gpu: str | None, backend: str | None = None) -> None:
     if backend:
         os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_native_logging()
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # memory growth, so two trials can share a GPU
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the same for the JAX backend
 

@@ -8,7 +8,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.config import RunConfig
-from search.errors import StorageError, StudyConfigError
+from search.errors import StudyConfigError
 
 __all__ = ["DEFAULT_ABLATION_STUDY", "Sources", "open_sources", "complete_trials", "trial_value"]
 
@@ -58,17 +58,15 @@ def _load(storage: Any, name: str, source: str) -> tuple[optuna.Study, RunConfig
 def open_sources(study_name: str, storage_flag: str | None, ablation_name: str | None) -> Sources:
     """Resolve and open the storage, the study and its ablation study; refuse what cannot be reported.
 
-    Refused (:class:`~search.errors.InputError`, nothing written): a SQLite file that does not exist, an
-    unknown study, a study with no complete trial, an explicitly named ablation study that is unknown.
+    Refused (:class:`~search.errors.InputError`, nothing written): a SQLite file that does not exist (or is
+    empty, or holds no studies), an unknown study, a study with no complete trial, an explicitly named
+    ablation study that is unknown.
     """
-    from storage import create_storage, resolve_storage_url, sqlite_path
+    from storage import open_existing_storage, resolve_storage_url, storage_source
 
     url = resolve_storage_url(storage_flag)
-    path = sqlite_path(url)
-    if path is not None and not path.is_file():
-        raise StorageError(f"SQLite file '{path}' does not exist; run a study first or pass --storage URL",
-                           source="--storage" if storage_flag else "default storage")
-    storage = create_storage(url, heartbeat_interval=None)  # the report runs no trials
+    # a reader: a missing, empty or foreign SQLite file is refused, never created (or given a schema)
+    storage = open_existing_storage(url, source=storage_source(storage_flag))  # the report runs no trials
     study, config = _load(storage, study_name, "--study")
     if not complete_trials(study):
         states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
