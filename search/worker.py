@@ -18,8 +18,8 @@ import sys
 from collections.abc import Sequence
 
 from search._cli import CliParser, run_main
-from search._worker._loop import MAX_STORAGE_ERRORS, run_objective, run_trials
-from search._worker._replay import replay_trial
+from search._worker._loop import MAX_STORAGE_ERRORS, TrialsKeepFailing, run_objective, run_trials
+from search._worker._replay import check_replay, replay_trial
 from search._worker._setup import WorkerIdentity, WorkerSetup, set_up
 from search._worker._signals import StopRequest
 from search._worker._storage import WORKER_MAX_OVERFLOW, WORKER_POOL_SIZE, open_storage
@@ -27,7 +27,12 @@ from search.runtime import INHERIT_GPUS
 
 __all__ = ["main", "process_entry", "run_worker", "replay_trial", "run_trials", "run_objective", "open_storage",
            "set_up", "WorkerIdentity", "WorkerSetup", "StopRequest", "WORKER_POOL_SIZE", "WORKER_MAX_OVERFLOW",
-           "MAX_STORAGE_ERRORS"]
+           "MAX_STORAGE_ERRORS", "EXIT_TRIALS_FAILING", "EXIT_GAVE_UP"]
+
+EXIT_TRIALS_FAILING = 1  # the command's status when it stopped because its trials keep failing
+#: The same stop, as a launcher's worker reports it to its launcher: a status no crash has, so that the
+#: launcher does not restart a worker whose next trials would fail the same way.
+EXIT_GAVE_UP = 3
 
 
 def run_worker(identity: WorkerIdentity, *, trials: int | None = None, timeout: float | None = None,
@@ -91,16 +96,35 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
     """The command line; ``stop``: the process's stop request (see :func:`process_entry`)."""
     args = build_parser().parse_args(argv)
     from search.errors import StudyConfigError
-    from storage import resolve_storage_url
+    from storage import require_existing_store, resolve_storage_url, storage_source
 
     gpu = None if args.cpu else parse_gpu(args.gpu) if args.gpu is not None else INHERIT_GPUS
     if args.trials is not None and args.trials < 1:
         raise StudyConfigError(f"got {args.trials}; expected at least 1", source="--trials")
-    identity = WorkerIdentity(study=args.study, storage_url=resolve_storage_url(args.storage), gpu=gpu,
+    if args.timeout is not None and not args.timeout > 0:
+        raise StudyConfigError(f"got {args.timeout:g}; expected a positive number of seconds", source="--timeout")
+    url = resolve_storage_url(args.storage)
+    require_existing_store(url, source=storage_source(args.storage))  # a worker joins a study: it creates no store
+    identity = WorkerIdentity(study=args.study, storage_url=url, gpu=gpu,
                               backend=args.backend, index=args.worker_index, parent_pid=args.parent_pid)
     if args.replay is not None:
-        return replay_trial(set_up(identity, heartbeats=False, artifacts=False, log=print), args.replay)
+        setup = set_up(identity, heartbeats=False, artifacts=False, log=print, check=check_replay(args.replay))
+        return replay_trial(setup, args.replay)
     return run_worker(identity, trials=args.trials, timeout=args.timeout, stop=stop)
+
+
+def _run_command(argv: Sequence[str] | None, stop: StopRequest, gave_up: int) -> int:
+    """:func:`main` as a process runs it: bad input is one line and status 2; trials that keep failing end
+    the process with status ``gave_up`` and their reason on stderr."""
+
+    def command(args: Sequence[str] | None) -> int:
+        try:
+            return main(args, stop)
+        except TrialsKeepFailing as exc:
+            print(f"worker stopped: {exc}", file=sys.stderr, flush=True)
+            return gave_up
+
+    return run_main(command, argv)
 
 
 def process_entry(argv: list[str]) -> None:
@@ -109,9 +133,8 @@ def process_entry(argv: list[str]) -> None:
     its current trial if the launcher disappears (killed without a chance to stop it)."""
     os.setpgrp()
     stop = StopRequest().install()
-    sys.exit(run_main(lambda args: main(args, stop), [*argv, "--parent-pid", str(os.getppid())]))
+    sys.exit(_run_command([*argv, "--parent-pid", str(os.getppid())], stop, EXIT_GAVE_UP))
 
 
 if __name__ == "__main__":
-    _stop = StopRequest().install()
-    raise SystemExit(run_main(lambda args: main(args, _stop)))
+    raise SystemExit(_run_command(None, StopRequest().install(), EXIT_TRIALS_FAILING))

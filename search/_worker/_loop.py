@@ -1,7 +1,7 @@
 """The optimisation loop of a worker process, and of the in-process keras-tuner runner (keras-free).
 
 ``study.optimize`` until the study has its target of finished trials, with what a long-running worker
-needs around it: stop conditions (too many failures, a stop request, the launcher gone), recovery from
+needs around it: stop conditions (trials that keep failing, a stop request, the launcher gone), recovery from
 storage errors (the interrupted trial failed and re-queued, the loop resumed after a pause), and, before
 starting, the RUNNING trials of dead workers on this machine failed and re-queued.
 """
@@ -19,14 +19,17 @@ from optuna.trial import FrozenTrial, TrialState
 from search._orphans import fail_orphans
 from search._worker._signals import StopRequest
 from search._worker._storage import describe_storage_error, own_running_trial_ids, storage_error_in
-from search.errors import TrialFailure
+from search.errors import SearchError, TrialFailure
 from search.record import INTERRUPTED_REASON, TrialRecord
 from storage import fail_and_retry
 
-__all__ = ["run_trials", "run_objective", "RecordingObjective", "MAX_FAILURES_FACTOR", "MAX_STORAGE_ERRORS",
-           "STORAGE_RETRY_SECONDS"]
+__all__ = ["run_trials", "run_objective", "RecordingObjective", "TrialsKeepFailing", "MAX_SAME_FAILURES",
+           "MAX_FAILURES_FACTOR", "MAX_STORAGE_ERRORS", "STORAGE_RETRY_SECONDS"]
 
-MAX_FAILURES_FACTOR = 2  # a worker stops once failed trials exceed this many times the target (at least 10)
+#: A worker stops once this many of its trials in a row failed for the same reason: the next one would
+#: fail the same way (a parameter the factory refuses, a broken build(hp), a dataset that cannot train).
+MAX_SAME_FAILURES = 5
+MAX_FAILURES_FACTOR = 2  # ... or once the study's failed trials exceed this many times the target (at least 10)
 MAX_STORAGE_ERRORS = 5  # storage errors in a row (no trial finished between them) before the worker gives up
 STORAGE_RETRY_SECONDS = 2.0  # first wait after a storage error; doubled each time
 MAX_STORAGE_RETRY_SECONDS = 30.0
@@ -45,23 +48,52 @@ class RecordingObjective(Protocol):
     def __call__(self, trial: optuna.Trial) -> float: ...
 
 
+class TrialsKeepFailing(SearchError):
+    """The loop stopped because its trials keep failing (see :data:`MAX_SAME_FAILURES`); ``reason`` says why.
+
+    Not bad input (exit status 2) but a run that cannot make progress: the worker exits 1, and its
+    launcher does not restart it.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class _Stopper:
-    """``study.optimize`` callback: too many failures, a stop request, or the launcher that started us is gone."""
+    """``study.optimize`` callback: trials that keep failing, a stop request, or the launcher that started us
+    is gone."""
 
     def __init__(self, target: int | None, stop: StopRequest | None, parent_pid: int | None,
                  log: Callable[[str], None]) -> None:
         self.target, self.stop, self.parent_pid, self.log = target, stop, parent_pid, log
         self.reason: str | None = None
+        self.failing: TrialsKeepFailing | None = None  # set when the stop is for failures
         self.finished = 0  # trials this process finished (any state)
+        self.streak: tuple[str, int] | None = None  # (reason, count) of this process's latest failures in a row
+
+    def _failure(self, study: optuna.Study, trial: FrozenTrial) -> TrialsKeepFailing | None:
+        if trial.state != TrialState.FAIL:
+            self.streak = None
+            return None
+        reason = TrialRecord.from_trial(trial).failure_reason or "no failure reason recorded"
+        count = self.streak[1] + 1 if self.streak is not None and self.streak[0] == reason else 1
+        self.streak = (reason, count)
+        if count >= MAX_SAME_FAILURES:
+            return TrialsKeepFailing(f"{count} trials in a row failed with the same reason: {reason}", reason)
+        failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        if failed > MAX_FAILURES_FACTOR * max(self.target or 10, 10):
+            return TrialsKeepFailing(f"{failed} failed trials in the study (last: {reason})", reason)
+        return None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.finished += 1
-        failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        failing = self._failure(study, trial)
         if self.stop is not None and self.stop.requested:
             self.reason = "asked to stop (SIGINT/SIGTERM)"
-        elif failed > MAX_FAILURES_FACTOR * max(self.target or 10, 10):
-            last = TrialRecord.from_trial(trial).failure_reason
-            self.reason = f"{failed} failed trials" + (f" (last: {last})" if last else "")
+        elif failing is not None:
+            self.failing = failing
+            self.reason = str(failing)
         elif self.parent_pid is not None and os.getppid() != self.parent_pid:
             self.reason = "the launcher that started this worker is gone"
         if self.reason:
@@ -82,7 +114,9 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     reason and re-queued, and the loop resumes after a pause, up to :data:`MAX_STORAGE_ERRORS` in a row.
     ``stop``: a :class:`StopRequest` whose request ends the loop after the current trial; ``parent_pid``:
     the loop ends after the current trial once this process's parent is another. ``callbacks`` are
-    passed on to ``study.optimize``. Returns the number of trials this call finished.
+    passed on to ``study.optimize``. Returns the number of trials this call finished; raises
+    :class:`TrialsKeepFailing` when it stopped because :data:`MAX_SAME_FAILURES` trials in a row failed
+    for the same reason (or the study's failures exceed :data:`MAX_FAILURES_FACTOR` times the target).
     """
     stopper = _Stopper(target, stop, parent_pid, log)
     all_callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [*callbacks, stopper]
@@ -108,6 +142,8 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 return stopper.finished
             study.optimize(objective, timeout=remaining, catch=catch, callbacks=all_callbacks,
                            gc_after_trial=gc_after_trial)
+            if stopper.failing is not None:
+                raise stopper.failing
             return stopper.finished
         except Exception as exc:
             cause = storage_error_in(exc)

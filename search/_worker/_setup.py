@@ -68,33 +68,41 @@ class WorkerSetup:
 
 
 def set_up(identity: WorkerIdentity, *, heartbeats: bool = True, artifacts: bool = True,
-           log: Callable[[str], None] | None = None) -> WorkerSetup:
+           log: Callable[[str], None] | None = None,
+           check: Callable[[optuna.storages.BaseStorage, StoredStudy], None] | None = None) -> WorkerSetup:
     """Pin the device and backend, open the storage and the study, resolve the space, load the data.
 
     ``heartbeats``: the storage beats for running trials with the study's heartbeat settings (a replay,
     which writes nothing, opens it without). ``artifacts``: open the artifact store for the best models.
+    ``check(storage, stored)``: a caller's own refusal (a replay's trial number), run with the rest of the
+    checks. Everything that can refuse the worker's input runs before TensorFlow loads, so a refusal is
+    one line, not one line after TensorFlow's start-up logging.
     """
     from search.runtime import configure_process
 
     log = log or identity.log
     configure_process(identity.gpu, identity.backend)  # before anything imports keras
-    from search.runtime import enable_memory_growth
+    from search.data import load_dataset
+    from spaces import get_space
 
     stored, storage = _open(identity.storage_url, identity.study, heartbeats)
+    config = stored.config
+    space = get_space(config.space, source=f"study '{identity.study}' (its space)")  # this process's one resolution
+    dataset = load_dataset(config.data, config.data_settings())
+    if check is not None:
+        check(storage, stored)
+    from search.runtime import enable_memory_growth
+
     gpus = enable_memory_growth()  # before TensorFlow's first op
     if identity.gpu not in (None, INHERIT_GPUS) and not gpus and os.environ.get("KERAS_BACKEND") == "tensorflow":
         log(f"GPU {identity.gpu} requested but TensorFlow sees no GPU (CUDA_VISIBLE_DEVICES={identity.gpu}); "
             "running on the CPU")
     from search._study import open_study
-    from search.data import embedding_matrix_for, load_dataset
+    from search.data import embedding_matrix_for
     from search.kerastuner import HyperModelSpace
-    from spaces import get_space
     from storage import artifact_store_for
 
-    config = stored.config
-    space = get_space(config.space)  # the one resolution of this process's space
     study = open_study(storage, stored, space, identity.index)
-    dataset = load_dataset(config.data, config.data_settings())
     # a keras-tuner hypermodel builds its own embedding: no word2vec for it
     embedding = None if isinstance(space, HyperModelSpace) else embedding_matrix_for(dataset, config.embedding_dim)
     store = artifact_store_for(identity.storage_url) if artifacts else None

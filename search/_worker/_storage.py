@@ -10,7 +10,7 @@ from optuna.storages._cached_storage import _CachedStorage  # what optuna.load_s
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from search.errors import StorageError
-from storage import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, create_storage
+from storage import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, create_storage, require_existing_store
 from storage._service import OwnTrials
 
 __all__ = ["open_storage", "storage_error_in", "describe_storage_error", "own_running_trial_ids",
@@ -31,8 +31,10 @@ def open_storage(url: str, *, heartbeat_interval: int | None = DEFAULT_HEARTBEAT
 
     A database that cannot be reached (the driver's connection error) is tried ``attempts`` times over a
     few seconds before the :class:`~search.errors.StorageError` is raised: a worker (re)started while the
-    server restarts, or while its connection is cut, comes up instead of exiting.
+    server restarts, or while its connection is cut, comes up instead of exiting. A worker joins a study
+    that exists: a SQLite file that does not exist (or holds no studies) is refused, never created.
     """
+    require_existing_store(url)
     for attempt in range(1, attempts + 1):
         try:
             return create_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
