@@ -13,11 +13,12 @@ import optuna
 from optuna.trial import TrialState
 
 from search.config import DEFAULT_TRIALS, RunConfig, defines_study, flag_of
-from search.errors import StudyConfigError
+from search.errors import ModelConfigError, StudyConfigError
+from search.model import resolve_params
 from spaces import SearchSpace
 
 __all__ = ["make_sampler", "make_pruner", "prepare_study", "StoredStudy", "read_study", "open_study",
-           "trial_target", "study_exists", "count_trials", "RUN_CONFIG_ATTR", "CONTEXT_ATTR"]
+           "trial_target", "study_exists", "count_trials", "check_fixed_params", "RUN_CONFIG_ATTR", "CONTEXT_ATTR"]
 
 # The study's user attributes, written when the launcher creates the study (and the run configuration
 # again when a resumed launch changes a setting that may change).
@@ -86,13 +87,34 @@ def _check_resume(study: optuna.Study, config: RunConfig, space: SearchSpace, fi
                 "the same value to resume (start a new study name to change it)", source=flag_of(name))
 
 
+def check_fixed_params(space: SearchSpace, fixed: Mapping[str, Any], source: str = "--set") -> None:
+    """Refuse a ``--set`` value the model factory would refuse in every trial, before any store is touched.
+
+    The values go through :func:`search.model.resolve_params` (the factory's own checks, as
+    ``python -m search.model describe`` runs them), merged over the space's fixed parameters. A refusal
+    that names a parameter the user set (an unknown name, a value out of range, a combination with the
+    space's fixed parameters) is raised naming ``source``; one about a parameter the space still searches
+    is left to the trials, where other values of it may build. A keras-tuner hypermodel's ``--set`` names
+    its own hyperparameters: its ``build(hp)`` checks them (see :func:`search.kerastuner.check_spec`).
+    """
+    if not fixed or space.name.startswith("hypermodel:"):
+        return
+    try:
+        resolve_params(dict(space.fixed) | dict(fixed))
+    except ModelConfigError as exc:
+        if exc.field is None or exc.field in fixed:
+            raise ModelConfigError(exc.detail, source=source, field=exc.field) from None
+
+
 def prepare_study(storage: optuna.storages.BaseStorage, config: RunConfig, space: SearchSpace, fingerprint: str,
-                  **prepare_options: Any) -> tuple[optuna.Study, bool]:
+                  *, context: Mapping[str, Any] | None = None, **prepare_options: Any) -> tuple[optuna.Study, bool]:
     """Create the study, or check and resume it. Returns (study, created).
 
-    Everything that can be refused is checked before anything is written to the store. A resumed study
-    takes the settings that may change (target, timeout, memory budget, heartbeats) from ``config``, so
-    every worker, on any node, runs with the latest launch's.
+    Everything that can be refused is checked before anything is written to the store. ``context``: the
+    space's context when the caller has prepared it already (before it opened the store); else the
+    space's ``prepare(None, **prepare_options)`` runs here. A resumed study takes the settings that may
+    change (target, timeout, memory budget, heartbeats) from ``config``, so every worker, on any node,
+    runs with the latest launch's.
     """
     if study_exists(storage, config.study):
         study = optuna.load_study(study_name=config.study, storage=storage)
@@ -100,7 +122,8 @@ def prepare_study(storage: optuna.storages.BaseStorage, config: RunConfig, space
         if RunConfig.from_json(study.user_attrs[RUN_CONFIG_ATTR]).differences(config):
             study.set_user_attr(RUN_CONFIG_ATTR, config.to_json())
         return study, False
-    context = space.prepare(None, **prepare_options)  # may raise: nothing written yet
+    if context is None:
+        context = space.prepare(None, **prepare_options)  # may raise: nothing written yet
     context = dict(context) | ({"fixed": dict(config.fixed)} if config.fixed else {})
     study = optuna.create_study(study_name=config.study, storage=storage, direction="maximize")
     study.set_user_attr(RUN_CONFIG_ATTR, config.to_json())

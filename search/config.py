@@ -77,6 +77,13 @@ class RunConfig:
             raise StudyConfigError(f"got {self.limit}; expected a positive number of documents", source="--limit")
         if self.trials is not None and self.trials < 1:
             raise StudyConfigError(f"got {self.trials}; expected at least 1", source="--trials")
+        if self.timeout is not None and not self.timeout > 0:  # also refuses NaN
+            raise StudyConfigError(f"got {self.timeout:g}; expected a positive number of seconds (or no --timeout)",
+                                   source="--timeout")
+        if isinstance(self.memory_budget, bool) or not isinstance(self.memory_budget, int) or self.memory_budget <= 0:
+            # a budget of 0 or less would refuse every model with attention, trial after trial
+            raise StudyConfigError(f"got {self.memory_budget / 1024**3:g} GiB; expected a positive number of GiB",
+                                   source="--memory-budget-gb")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"fixed": dict(self.fixed)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -34,8 +35,11 @@ from search.record import INTERRUPTED_REASON, TrialRecord
 if TYPE_CHECKING:
     import optuna
 
+    from spaces import SearchSpace
+
 __all__ = ["main", "build_parser", "parse_gpus", "Supervisor", "describe_exit"]
 
+ABLATION = "ablation"  # the space that takes its parameters from --from-study
 STOP_GRACE_SECONDS = 60.0
 LAUNCHER_POOL_SIZE = 1  # the launcher only counts trials and fails a dead worker's trial
 
@@ -107,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 EXIT_INPUT_ERROR = 2  # run_main's status for bad input: restarting would not help
 EXIT_INTERRUPTED = 130  # a worker stopped by SIGINT/SIGTERM: stopped, not crashed
+EXIT_GAVE_UP = 3  # a worker whose trials kept failing for the same reason (search.worker.EXIT_GAVE_UP)
 RESTART_BACKOFF_SECONDS = 1.0  # wait before the first restart of a crashed worker; doubled each time
 MAX_BACKOFF_SECONDS = 30.0
 
@@ -143,10 +148,11 @@ class Supervisor:
     """Starts the worker processes (spawn), restarts crashed ones a bounded number of times, and stops
     them all on Ctrl-C / SIGTERM.
 
-    A worker that exits 0 is done; one that exits 2 (bad input) or 130 (interrupted) is done and
-    reported; any other exit, a signal included, is a crash: reported, ``on_crash(pid, exitcode)`` is
-    called (the launcher fails and re-queues that worker's trial), and the worker is started again after
-    a back-off, at most ``max_restarts`` times per worker. The first Ctrl-C / SIGTERM forwards one SIGINT
+    A worker that exits 0 is done; one that exits 2 (bad input), 3 (its trials keep failing for the same
+    reason: restarted, it would fail again) or 130 (interrupted) is done and reported; any other exit, a
+    signal included, is a crash: reported, ``on_crash(pid, exitcode)`` is called (the launcher fails and
+    re-queues that worker's trial), and the worker is started again after a back-off, at most
+    ``max_restarts`` times per worker. The first Ctrl-C / SIGTERM forwards one SIGINT
     to each worker (the trial in progress is failed with its reason, the worker exits); workers still
     alive after ``stop_grace`` seconds, or at a second Ctrl-C, are killed.
     """
@@ -195,6 +201,11 @@ class Supervisor:
     def _reap(self, child: _Child, now: float) -> bool:
         """Handle a worker that has exited; return whether it will run again."""
         code = child.process.exitcode
+        if code == EXIT_GAVE_UP and not self.stopping:  # restarted, it would fail the same way
+            child.done = True
+            print(f"{child.label} stopped: its trials keep failing for the same reason (above); not restarted",
+                  file=sys.stderr, flush=True)
+            return False
         if self.stopping or code in (0, EXIT_INPUT_ERROR, EXIT_INTERRUPTED):
             child.done = True
             if code not in (0, None) and not self.stopping:
@@ -291,26 +302,93 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    import optuna
-
-    from search._study import prepare_study, read_study, study_exists, trial_target
-    from search.data import embedding_matrix_for, load_dataset
+def _space_of(args: argparse.Namespace) -> SearchSpace:
     from search.kerastuner import HyperModelSpace  # keras-free until a trial runs
     from spaces import get_space
-    from storage import create_storage, mask_url, resolve_storage_url
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.hypermodel and args.space:
         raise StudyConfigError(f"got --space {args.space} and --hypermodel {args.hypermodel}; expected one of them",
                                source="--hypermodel")
     if args.fit and not args.hypermodel:
         raise StudyConfigError("is only for --hypermodel studies", source="--fit")
-    space = HyperModelSpace(args.hypermodel) if args.hypermodel else get_space(args.space or args.study)
+    if args.hypermodel:
+        space: SearchSpace = HyperModelSpace(args.hypermodel)
+        if args.sampler == "grid":
+            space.grid({})  # refused: a hypermodel's parameters exist only while build(hp) runs
+    else:
+        space = get_space(args.space or args.study, source="--space" if args.space else "--study")
+    if args.from_study and space.name != ABLATION:
+        raise StudyConfigError(f"got --from-study {args.from_study} for space {space.name}; expected it only with "
+                               f"the {ABLATION} space, which takes its parameters from that study",
+                               source="--from-study")
+    return space
+
+
+def _run_config(args: argparse.Namespace, space: SearchSpace) -> RunConfig:
+    """The run configuration of the flags (refused where a value cannot run); nothing is opened."""
+    budget = args.memory_budget_gb
+    if not (math.isfinite(budget) and budget > 0):
+        raise StudyConfigError(f"got {budget:g}; expected a positive number of GiB of attention scores per batch",
+                               source="--memory-budget-gb")
+    if args.timeout is not None and not args.timeout > 0:
+        raise StudyConfigError(f"got {args.timeout:g}; expected a positive number of seconds (or no --timeout)",
+                               source="--timeout")
+    return RunConfig(study=args.study, space=space.name, data=args.data, vocab_size=args.vocab_size,
+                     max_len=args.max_len, limit=args.limit or None, epochs=args.epochs, seed=args.seed,
+                     pruner=args.pruner or ("none" if space.name == ABLATION else RunConfig.pruner),
+                     sampler=args.sampler, save_models=not args.no_save_models,
+                     fixed=parse_key_values(args.set, "--set"), trials=args.trials, timeout=args.timeout,
+                     memory_budget=int(budget * 1024**3), heartbeat_interval=args.heartbeat_interval,
+                     grace_period=args.grace_period)
+
+
+def _check_replay(url: str, source: str, study_name: str, number: int) -> None:
+    """Refuse a replay of a store, study or trial that does not exist, before a worker is started."""
+    from search._study import read_study
+    from search._worker._replay import check_replay
+    from storage import close_storage, open_existing_storage
+
+    storage = open_existing_storage(url, source=source)
+    try:
+        check_replay(number)(storage, read_study(storage, study_name))
+    finally:
+        close_storage(storage)
+
+
+def _source_study(storage: optuna.storages.BaseStorage | None, name: str | None, url: str) -> optuna.Study | None:
+    """The ablation's ``--from-study`` (None when not given: the space refuses that itself)."""
+    import optuna
+
+    from search._study import study_exists
+    from storage import mask_url
+
+    if name is None:
+        return None
+    if storage is None:
+        raise StudyConfigError(f"got '{name}': no such study ({mask_url(url)} does not exist yet); expected a study "
+                               "of this storage with a complete trial", source="--from-study")
+    if not study_exists(storage, name):
+        known = ", ".join(optuna.get_all_study_names(storage)) or "none"
+        raise StudyConfigError(f"got '{name}': no such study in the storage (studies there: {known}); expected a "
+                               "study with a complete trial", source="--from-study")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, check everything that can be refused, and only then create or open the store and the study:
+    a refused launch writes nothing (no SQLite file, no artifact folder, no study)."""
+    args = build_parser().parse_args(argv)
+    import optuna
+
+    from search._study import check_fixed_params, prepare_study, read_study, study_exists, trial_target
+    from search.data import embedding_matrix_for, load_dataset
+    from search.kerastuner import HyperModelSpace, check_spec
+    from storage import create_storage, mask_url, resolve_storage_url, sqlite_path, storage_source
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # -- everything that can be refused, checked before anything is written ---------------------------
+    space = _space_of(args)
     hypermodel = isinstance(space, HyperModelSpace)
-    if hypermodel and args.sampler == "grid":
-        space.grid({})  # refused: a hypermodel's parameters exist only while build(hp) runs
     gpus = parse_gpus(args.gpus)
     if gpus is not None and args.workers is not None:
         raise StudyConfigError(f"got --gpus {args.gpus} and --workers {args.workers}; expected one of them "
@@ -321,40 +399,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_restarts < 0:
         raise StudyConfigError(f"got {args.max_restarts}; expected 0 or more", source="--max-restarts")
     # Every setting of the run goes into the study's run configuration, where each worker reads it.
-    config = RunConfig(study=args.study, space=space.name, data=args.data, vocab_size=args.vocab_size,
-                       max_len=args.max_len, limit=args.limit or None, epochs=args.epochs, seed=args.seed,
-                       pruner=args.pruner or ("none" if space.name == "ablation" else RunConfig.pruner),
-                       sampler=args.sampler, save_models=not args.no_save_models,
-                       fixed=parse_key_values(args.set, "--set"), trials=args.trials, timeout=args.timeout,
-                       memory_budget=int(args.memory_budget_gb * 1024**3),
-                       heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
+    config = _run_config(args, space)
+    check_fixed_params(space, config.fixed)  # the factory's own checks on every --set value
     url = resolve_storage_url(args.storage)
-    dataset = load_dataset(config.data, config.data_settings())  # validates the data before the store is touched
-    # The heartbeat settings are checked here, as every worker's storage will get them.
-    storage = create_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,
-                             pool_size=LAUNCHER_POOL_SIZE, max_overflow=LAUNCHER_POOL_SIZE)
-
-    if args.replay is not None:
+    source = storage_source(args.storage)
+    fit_kwargs = parse_key_values(args.fit, "--fit") if hypermodel else {}
+    if args.replay is not None:  # the study's stored settings run the replay; the store must hold it
+        _check_replay(url, source, args.study, args.replay)
         worker_argv = ["--study", args.study, "--storage", url, "--replay", str(args.replay)]
         worker_argv += ["--gpu", gpus[0]] if gpus else ["--cpu"]
         return _run_children([_Child(0, gpus[0] if gpus else None, worker_argv)], args)
+    dataset = load_dataset(config.data, config.data_settings())
 
-    options: dict[str, Any] = {}
-    if hypermodel:  # checked in a child process (this one never imports keras) before the store is written
-        options["fit_kwargs"] = parse_key_values(args.fit, "--fit")
-    if space.name == "ablation":
-        source = None
-        if args.from_study:
-            if not study_exists(storage, args.from_study):
-                raise StudyConfigError("no such study in the storage", source="--from-study",
-                                       field=args.from_study)
-            source = optuna.load_study(study_name=args.from_study, storage=storage)
-        options["source_study"] = source
+    def open_store() -> optuna.storages.BaseStorage:
+        # The heartbeat settings are checked here, as every worker's storage will get them.
+        return create_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,
+                              pool_size=LAUNCHER_POOL_SIZE, max_overflow=LAUNCHER_POOL_SIZE)
+
+    # A SQLite file that is not a study store yet is created only once the launch is known to be good.
+    existing = sqlite_path(url) is None or _is_store(url)
+    reader = open_store() if existing else None
+    context = None
+    if reader is None or not study_exists(reader, args.study):  # a new study: its space prepares it now
+        options: dict[str, Any] = {}
+        if isinstance(space, HyperModelSpace):  # loaded and built once in a child (this one never imports keras)
+            check_spec(space.spec, fixed=config.fixed, n_labels=dataset.n_labels)
+            options["fit_kwargs"] = fit_kwargs
+        if space.name == ABLATION:
+            options["source_study"] = _source_study(reader, args.from_study, url)
+        context = space.prepare(None, **options)
+    storage = reader if reader is not None else open_store()
     try:
-        study, created = prepare_study(storage, config, space, dataset.fingerprint, **options)
+        study, created = prepare_study(storage, config, space, dataset.fingerprint, context=context)
     except optuna.exceptions.DuplicatedStudyError:  # another launcher (another container) created it first
         time.sleep(2.0)
-        study, created = prepare_study(storage, config, space, dataset.fingerprint, **options)
+        study, created = prepare_study(storage, config, space, dataset.fingerprint, context=context)
     target = trial_target(config, space, read_study(storage, args.study).context)
     print(f"{'created' if created else 'resuming'} study '{args.study}' (space {space.name} v{space.version}) "
           f"in {mask_url(url)}; data {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_valid)} valid "
@@ -379,6 +458,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code == EXIT_INTERRUPTED:
         print(f"stopped; run the same command again to resume study '{args.study}'", file=sys.stderr)
     return code
+
+
+def _is_store(url: str) -> bool:
+    """Whether the SQLite file of ``url`` is a study store already (missing, empty, or other: not yet)."""
+    from search.errors import StorageError
+    from storage import require_existing_store
+
+    try:
+        require_existing_store(url)
+    except StorageError:
+        return False
+    return True
 
 
 def _run_children(children: list[_Child], args: argparse.Namespace, study: optuna.Study | None = None,

@@ -28,8 +28,11 @@ SPACES: dict[str, type[SearchSpace]] = {s.name: s for s in (AttnSpace, BaselineS
 SPEC_SPACES: dict[str, str] = {"hypermodel:": "search.kerastuner._space:HyperModelSpace"}
 
 
-def get_space(name: str) -> SearchSpace:
-    """The space a study named: a built-in name, or ``hypermodel:<module:attr>``."""
+def get_space(name: str, source: str = "--study") -> SearchSpace:
+    """The space a study named: a built-in name, or ``hypermodel:<module:attr>``.
+
+    ``source`` is the flag (or stored field) the name came from, for the error an unknown name raises.
+    """
     for prefix, target in SPEC_SPACES.items():
         if name.startswith(prefix):
             module, _, attr = target.partition(":")
@@ -40,4 +43,4 @@ def get_space(name: str) -> SearchSpace:
         return SPACES[name]()
     except KeyError:
         raise StudyConfigError(f"unknown study space '{name}'; expected one of {', '.join(SPACES)} or "
-                               "hypermodel:<module:attr>", source="--study") from None
+                               "hypermodel:<module:attr>", source=source) from None
