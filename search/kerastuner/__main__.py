@@ -10,6 +10,7 @@ with ``python -m search.dashboard``.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from search._cli import CliParser, HelpFormatter, parse_key_values, run_main
@@ -49,31 +50,55 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Check every input (the hypermodel loaded and built once in a child process), then train here.
+
+    Everything that can be refused is refused before this process imports keras, so a refusal is one
+    line; a run whose every trial failed exits 1 with the reason.
+    """
     args = build_parser().parse_args(argv)
-    from search.kerastuner._resolve import parse_spec
+    from search.data import load_dataset
+    from search.kerastuner._resolve import PREFIX, check_spec, parse_spec
+    from storage import resolve_storage_url
 
     parse_spec(args.hypermodel)  # a malformed spec is refused before anything loads
     if args.trials < 1:
         raise StudyConfigError(f"got {args.trials}; expected at least 1", source="--trials")
+    if args.timeout is not None and not args.timeout > 0:
+        raise StudyConfigError(f"got {args.timeout:g}; expected a positive number of seconds", source="--timeout")
     fixed = parse_key_values(args.set, "--set")
     fit_kwargs = parse_key_values(args.fit, "--fit") or None  # None: a resumed study keeps its own
+    # the flags as run() will store them: refused here, before keras loads, if they cannot run
+    config = RunConfig(study=args.study, space=PREFIX + args.hypermodel.strip(), data=args.data,
+                       vocab_size=args.vocab_size, max_len=args.max_len, limit=args.limit or None, epochs=args.epochs,
+                       seed=args.seed, pruner=args.pruner, sampler=args.sampler, save_models=not args.no_save_models,
+                       fixed=fixed, trials=args.trials, timeout=args.timeout)
+    resolve_storage_url(args.storage)
+    dataset = load_dataset(config.data, config.data_settings())
+    check_spec(args.hypermodel, in_process=False, fixed=fixed, n_labels=dataset.n_labels)  # keras in a child
     from search.runtime import configure_process
 
     configure_process(args.gpu, args.backend)
-    from search.kerastuner._hypermodel import load_hypermodel  # imports keras: the spec is checked here
+    import optuna
+    from optuna.trial import TrialState
+
+    from search._worker._loop import TrialsKeepFailing
     from search.kerastuner._run import run, summary
 
-    load_hypermodel(args.hypermodel)
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the objective logs one line per epoch and trial
-    study = run(args.hypermodel, study_name=args.study, storage=args.storage, n_trials=args.trials,
-                epochs=args.epochs, data=args.data, vocab_size=args.vocab_size, max_len=args.max_len,
-                limit=args.limit or None, seed=args.seed, pruner=args.pruner, sampler=args.sampler, fixed=fixed,
-                fit_kwargs=fit_kwargs, timeout=args.timeout, save_models=not args.no_save_models,
-                log=lambda m: print(m, flush=True))
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    try:
+        study = run(args.hypermodel, study_name=args.study, storage=args.storage, n_trials=args.trials,
+                    epochs=args.epochs, data=args.data, vocab_size=args.vocab_size, max_len=args.max_len,
+                    limit=args.limit or None, seed=args.seed, pruner=args.pruner, sampler=args.sampler, fixed=fixed,
+                    fit_kwargs=fit_kwargs, timeout=args.timeout, save_models=not args.no_save_models, log=log)
+    except TrialsKeepFailing as exc:
+        print(f"stopped: {exc}", file=sys.stderr, flush=True)
+        return 1
     print(summary(study), flush=True)
     print("open the dashboard: python -m search.dashboard" + (f" --storage '{args.storage}'" if args.storage else ""))
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        print(f"every trial of study '{args.study}' failed; see their reasons above", file=sys.stderr)
+        return 1
     return 0
 
 

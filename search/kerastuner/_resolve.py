@@ -8,10 +8,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,23 +102,37 @@ def spec_of(obj: Any) -> str:
     return f"{module}:{name.replace('<locals>.', '').replace('<', '').replace('>', '')}"
 
 
-def check_spec(spec: str, *, in_process: bool | None = None, timeout: float = 300) -> None:
-    """Refuse a bad spec with a one-line :class:`StudyConfigError`.
+#: Specs (with their --set values and label count) this process has checked: a launcher checks the spec
+#: with the study's values first, and the space's own check then finds it done.
+_CHECKED: set[str] = set()
 
-    In a process that has not imported keras (the launcher), the import runs in a child process so that
-    this one stays light; elsewhere it runs here.
+
+def check_spec(spec: str, *, in_process: bool | None = None, timeout: float = 300,
+               fixed: Mapping[str, Any] | None = None, n_labels: int | None = None) -> None:
+    """Refuse a bad spec with a one-line :class:`StudyConfigError`: one that cannot be loaded, or whose
+    ``build(hp)`` fails (or returns no compiled model) on keras-tuner's default values and ``fixed``.
+
+    In a process that has not imported keras (the launcher), the check runs in a child process so that
+    this one stays light; elsewhere it runs here. A spec this process checked already passes at once.
     """
-    parse_spec(spec)
+    module, _ = parse_spec(spec)
+    if spec in _CHECKED:
+        return
+    if module.endswith(".py") and not Path(module).expanduser().is_file():
+        raise spec_error(spec, f"file {module} not found")  # no need to start a child process to say so
     if in_process is None:
         in_process = "keras" in sys.modules
     if in_process:
-        from search.kerastuner._hypermodel import load_hypermodel
+        from search.kerastuner._check import check_build
 
-        load_hypermodel(spec)
+        check_build(spec, fixed, n_labels)
+        _CHECKED.add(spec)
         return
-    proc = subprocess.run([sys.executable, "-m", "search.kerastuner._check", spec], capture_output=True, text=True,
-                          timeout=timeout, cwd=os.getcwd(), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    options = json.dumps({"fixed": dict(fixed or {}), "n_labels": n_labels})
+    proc = subprocess.run([sys.executable, "-m", "search.kerastuner._check", spec, options], capture_output=True,
+                          text=True, timeout=timeout, cwd=os.getcwd(), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     if proc.returncode == 0:
+        _CHECKED.add(spec)
         return
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     if lines:

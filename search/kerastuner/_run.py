@@ -28,20 +28,23 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
     saved best model, the dashboard, and the worker's loop: a storage error pauses the run instead of
     ending it, and trials left RUNNING by dead processes on this machine are failed and re-queued.
     Stops when the study has ``n_trials`` complete or pruned trials (a resumed study counts its earlier
-    trials). ``fit_kwargs`` are the other arguments a keras-tuner user gives ``tuner.search``
-    (``{"batch_size": 64}``); ``fixed`` fixes hyperparameters by name. Resuming with another value of a
-    setting that defines the study (epochs, seed, pruner, sampler, fixed, save_models, data) is refused.
+    trials). A hypermodel whose ``build(hp)`` fails on keras-tuner's default values is refused
+    (:class:`~search.errors.StudyConfigError`) before the store is touched; trials that keep failing for
+    the same reason end the run with :class:`search._worker._loop.TrialsKeepFailing`. ``fit_kwargs`` are
+    the other arguments a keras-tuner user gives ``tuner.search`` (``{"batch_size": 64}``); ``fixed``
+    fixes hyperparameters by name. Resuming with another value of a setting that defines the study
+    (epochs, seed, pruner, sampler, fixed, save_models, data) is refused.
     """
     from search._study import open_study, prepare_study, read_study
     from search._worker._loop import run_objective
     from search.data import load_dataset
+    from search.kerastuner._check import check_build
+    from search.kerastuner._resolve import check_spec
     from search.kerastuner._space import HyperModelSpace
     from search.objective import Objective
     from storage import artifact_store_for, create_storage, resolve_storage_url
 
     space = HyperModelSpace(hypermodel, fit_kwargs)
-    if isinstance(hypermodel, str):
-        _ = space.hypermodel  # load it here (this process trains anyway): a bad spec fails before the store is touched
     config = RunConfig(study=study_name, space=space.name, data=data, vocab_size=vocab_size, max_len=max_len,
                        limit=limit, epochs=epochs, seed=seed, pruner=pruner, sampler=sampler,
                        save_models=save_models, fixed=dict(fixed or {}), trials=n_trials, timeout=timeout)
@@ -49,6 +52,12 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
         space.grid({})  # refused: a hypermodel has no grid before it runs
     url = resolve_storage_url(storage)
     dataset = load_dataset(config.data, config.data_settings())
+    # Loaded and built once on keras-tuner's defaults (this process trains anyway): a hypermodel that cannot
+    # be loaded, or whose build(hp) fails, is refused before the store is touched, not trial after trial.
+    if isinstance(hypermodel, str):
+        check_spec(hypermodel, in_process=True, fixed=config.fixed, n_labels=dataset.n_labels)
+    else:
+        check_build(hypermodel, config.fixed, dataset.n_labels)
     store = create_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period)
     stored_fit = _stored_fit_kwargs(store, study_name)
     if space.fit_kwargs is not None and stored_fit is not None and space.fit_kwargs != stored_fit:
