@@ -11,7 +11,6 @@ PyDataset works on every Keras backend, and the batches it yields are numpy arra
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -37,6 +36,21 @@ def document_lengths(x: np.ndarray) -> np.ndarray:
 def _cut(lengths: np.ndarray, width: int) -> int:
     longest = int(lengths.max()) if lengths.size else 1
     return min(width, -(-longest // LENGTH_MULTIPLE) * LENGTH_MULTIPLE)
+
+
+def _spec_first(batches: list[np.ndarray], widths: list[int]) -> list[np.ndarray]:
+    """The same batches, with a smaller (last) batch first and one of another width second, where such
+    batches exist. Keras fixes the input signature of a PyDataset from its first two batches (TensorFlow
+    backend): a dimension they share is taken as fixed, and a later batch that differs would be refused."""
+    order = list(range(len(batches)))
+    if len(order) < 2:
+        return batches
+    full = max(len(b) for b in batches)
+    first = next((i for i in order if len(batches[i]) < full), order[0])
+    second = next((i for i in order if i != first and widths[i] != widths[first]),
+                  next(i for i in order if i != first))
+    rest = [i for i in order if i not in (first, second)]
+    return [batches[i] for i in (first, second, *rest)]
 
 
 class LengthBatches(keras.utils.PyDataset):
@@ -65,7 +79,8 @@ class LengthBatches(keras.utils.PyDataset):
             chunk = order[start:start + pool]
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
             batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        return [batches[i] for i in rng.permutation(len(batches))]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        return _spec_first(batches, [_cut(self.lengths[b], self.x.shape[1]) for b in batches])
 
     @property
     def num_batches(self) -> int:
@@ -89,16 +104,37 @@ class LengthBatches(keras.utils.PyDataset):
         return cut, len(self.x) * self.x.shape[1]
 
 
-def predict_by_length(predict: Callable[[np.ndarray], Any], x: np.ndarray, batch_size: int) -> np.ndarray:
-    """``predict`` (a model's ``predict_on_batch``) over ``x`` in batches of similar length, each cut to its
-    longest document; rows come back in ``x``'s order. Only for models that take any length."""
-    lengths = document_lengths(x)
-    order = np.argsort(lengths, kind="stable")
-    parts: list[np.ndarray] = []
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        width = _cut(lengths[rows], x.shape[1])
-        parts.append(np.asarray(keras.ops.convert_to_numpy(predict(x[rows, :width])), dtype=np.float32))
-    out = np.empty((len(x), parts[0].shape[1]) if parts else (0, 0), dtype=np.float32)
-    out[order] = np.concatenate(parts) if parts else out
+class _SortedRows(keras.utils.PyDataset):
+    """``x`` in batches of similar length, each cut to its longest document, for prediction."""
+
+    def __init__(self, x: np.ndarray, batch_size: int) -> None:
+        super().__init__()
+        lengths = document_lengths(x)
+        order = np.argsort(lengths, kind="stable")
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        self.x = x
+        self.batches = _spec_first(batches, [_cut(lengths[b], x.shape[1]) for b in batches])
+        self.widths = {id(b): _cut(lengths[b], x.shape[1]) for b in self.batches}
+
+    @property
+    def num_batches(self) -> int:
+        return len(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        rows = self.batches[index]
+        return self.x[rows, : self.widths[id(rows)]]
+
+
+def predict_by_length(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """``model.predict`` over ``x`` in batches of similar length, each cut to its longest document; rows
+    come back in ``x``'s order. Only for models that take any length."""
+    if len(x) == 0:
+        return np.asarray(model.predict(x, verbose=0), dtype=np.float32)
+    rows = _SortedRows(x, batch_size)
+    prob = np.asarray(model.predict(rows, verbose=0), dtype=np.float32)
+    out = np.empty_like(prob)
+    out[np.concatenate(rows.batches)] = prob
     return out

@@ -37,5 +37,5 @@ def predict_probabilities(model: keras.Model, x: np.ndarray, batch_size: int, *,
     """Label probabilities for every row of ``x`` (float32), in ``x``'s order: in batches of similar
     length when the model takes any length (the same numbers, fewer padded steps), else Keras' ``predict``."""
     if any_length:
-        return predict_by_length(model.predict_on_batch, x, batch_size)
+        return predict_by_length(model, x, batch_size)
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)

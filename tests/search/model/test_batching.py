@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from search.model import PRESETS, InputShapes, any_length, build_model, predict_probabilities, resolve_params
-from search.model._batching import LENGTH_MULTIPLE, LengthBatches, document_lengths, predict_by_length
+from search.model._batching import LENGTH_MULTIPLE, LengthBatches, _spec_first, document_lengths, predict_by_length
 
 WIDTH = 40
 
@@ -62,14 +62,26 @@ def test_refuses_mismatched_or_empty_data() -> None:
 
 
 def test_predict_by_length_keeps_the_order() -> None:
-    x = _ids(50)
+    import keras
 
-    def predict(batch: np.ndarray) -> np.ndarray:  # a model that reports each row's length and width
-        return np.stack([document_lengths(batch), np.full(len(batch), batch.shape[1])], axis=1)
-
-    out = predict_by_length(predict, x, batch_size=7)
+    tokens = keras.Input(shape=(None,), dtype="int32")
+    counted = keras.layers.Lambda(lambda t: keras.ops.sum(keras.ops.cast(keras.ops.not_equal(t, 0), "float32"),
+                                                          axis=1, keepdims=True))(tokens)
+    model = keras.Model(tokens, counted)  # each row's number of tokens
+    x = _ids(101)
+    out = predict_by_length(model, x, batch_size=7)
     np.testing.assert_array_equal(out[:, 0], document_lengths(x))
-    assert (out[:, 1] < WIDTH).any()
+
+
+def test_the_first_two_batches_fix_no_dimension_that_varies() -> None:
+    """Keras takes a PyDataset's input signature from its first two batches (TensorFlow): a smaller batch
+    and a batch of another width come first, so neither the batch size nor the length is fixed."""
+    batches = [np.arange(4), np.arange(4, 8), np.arange(8, 10), np.arange(10, 14)]
+    ordered = _spec_first(batches, [8, 8, 16, 24])
+    assert [len(b) for b in ordered[:2]] == [2, 4] and ordered[1] is batches[0]
+    assert sorted(map(tuple, ordered)) == sorted(map(tuple, batches))
+    same = _spec_first(batches[:2], [8, 8])
+    assert [tuple(b) for b in same] == [tuple(b) for b in batches[:2]]
 
 
 @pytest.mark.parametrize("position", ["none", "label", "conv", "rnn", "embedding", "pooled"])
