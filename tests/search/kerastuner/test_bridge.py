@@ -94,20 +94,47 @@ def test_replay_rebuilds_the_same_model(studies: dict[str, Any]) -> None:
     assert result.value == pytest.approx(trial.value, abs=1e-3)
 
 
+def test_a_build_that_always_raises_is_refused_before_the_store_is_touched(tmp_path: Path) -> None:
+    from search.errors import StudyConfigError
+
+    def build_model(hp):
+        hp.Int("units", 1, 4)
+        raise RuntimeError("no GPU today")
+
+    with pytest.raises(StudyConfigError, match="build\\(hp\\) raised RuntimeError: no GPU today"):
+        run(build_model, study_name="broken", storage=f"sqlite:///{tmp_path / 's.db'}", n_trials=1, log=_quiet,
+            **TINY)
+    assert not (tmp_path / "s.db").exists()
+
+
+def _fails_in_trials(calls: list[int]) -> Any:
+    """A build(hp) that builds nothing and raises in every trial, yet passes the check run before the
+    study starts (its first call): a hypermodel whose trials fail for a reason of their own."""
+
+    def build_model(hp):
+        calls.append(hp.Int("units", 1, 4))
+        if len(calls) > 1:
+            raise RuntimeError("no GPU today")
+        import keras
+
+        model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(50, activation="sigmoid")])
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        return model
+
+    return build_model
+
+
 def test_a_broken_build_fails_its_trial_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import search._worker._loop as loop  # the worker's loop, which the in-process runner runs too
 
-    monkeypatch.setattr(loop, "MAX_FAILURES_FACTOR", 0)  # stop after the first failure, not the 21st
-    calls = []
-
-    def build_model(hp):  # declares a parameter, then fails
-        calls.append(hp.Int("units", 1, 4))
-        raise RuntimeError("no GPU today")
-
-    study = run(build_model, study_name="broken", storage=f"sqlite:///{tmp_path / 's.db'}", n_trials=1,
-                log=_quiet, **TINY)
+    monkeypatch.setattr(loop, "MAX_SAME_FAILURES", 1)  # stop after the first failure, not the 5th
+    calls: list[int] = []
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    with pytest.raises(loop.TrialsKeepFailing, match="no GPU today"):
+        run(_fails_in_trials(calls), study_name="broken", storage=storage, n_trials=1, log=_quiet, **TINY)
+    study = optuna.load_study(study_name="broken", storage=storage)
     failed = study.get_trials(states=(TrialState.FAIL,))
-    assert failed and len(failed) == len(study.trials) == 1 and calls  # the broken hypermodel stopped the run
+    assert failed and len(failed) == len(study.trials) == 1 and len(calls) == 2  # the check, then the trial
     assert "build(hp) raised RuntimeError: no GPU today" in failed[0].user_attrs["failure_reason"]
 
 
@@ -125,19 +152,20 @@ def test_the_runner_fails_and_requeues_a_dead_workers_trial(tmp_path: Path, monk
     from search.record import TrialRecord
     from search.runtime import process_identity
 
-    monkeypatch.setattr(loop, "MAX_FAILURES_FACTOR", 0)  # the broken build below stops the run at once
-
-    def build_model(hp):
-        hp.Int("units", 1, 4)
-        raise RuntimeError("no GPU today")
-
+    monkeypatch.setattr(loop, "MAX_SAME_FAILURES", 1)  # the broken trials below stop the run at once
+    calls: list[int] = []
+    build_model = _fails_in_trials(calls)
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    study = run(build_model, study_name="orphan", storage=storage, n_trials=1, log=_quiet, **TINY)
+    with pytest.raises(loop.TrialsKeepFailing):
+        run(build_model, study_name="orphan", storage=storage, n_trials=1, log=_quiet, **TINY)
+    study = optuna.load_study(study_name="orphan", storage=storage)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     orphan = study.ask()
     TrialRecord(worker=process_identity() | {"pid": dead.pid}).write(orphan)
-    study = run(build_model, study_name="orphan", storage=storage, n_trials=1, log=_quiet, **TINY)
+    calls.clear()  # the resumed run checks the build again
+    with pytest.raises(loop.TrialsKeepFailing):
+        run(build_model, study_name="orphan", storage=storage, n_trials=1, log=_quiet, **TINY)
     trials = study.get_trials()
     assert trials[orphan.number].state == TrialState.FAIL
     assert trials[orphan.number].user_attrs["failure_reason"] == "its worker process died; retried"
