@@ -43,9 +43,11 @@ def make_sampler(config: RunConfig, space: SearchSpace, context: Mapping[str, An
                                           constant_liar=True)
 
 
-def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
+def make_pruner(config: RunConfig, reports_per_epoch: int = 1) -> optuna.pruners.BasePruner:
+    """The pruner; its resource is the trial's report number (``reports_per_epoch`` a training epoch)."""
     if config.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs * reports_per_epoch,
+                                              reduction_factor=3)
     if config.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     if config.pruner == "sha":
@@ -157,14 +159,15 @@ def read_study(storage: optuna.storages.BaseStorage, name: str) -> StoredStudy:
 
 
 def open_study(storage: optuna.storages.BaseStorage, stored: StoredStudy, space: SearchSpace,
-               worker_index: int = 0) -> optuna.Study:
-    """The study of ``stored`` with the sampler and pruner of its run configuration (for a worker)."""
+               worker_index: int = 0, *, reports_per_epoch: int = 1) -> optuna.Study:
+    """The study of ``stored`` with the sampler and pruner of its run configuration (for a worker whose
+    training split makes ``reports_per_epoch`` reports an epoch)."""
     # A resumed study gets fresh sampler streams (its random start-up points must not repeat the first
     # launch's); a new study's streams depend only on the seed and the worker index.
     stream = worker_index + 1000 * stored.n_trials
     return optuna.load_study(study_name=stored.config.study, storage=storage,
                              sampler=make_sampler(stored.config, space, stored.context, stream),
-                             pruner=make_pruner(stored.config))
+                             pruner=make_pruner(stored.config, reports_per_epoch))
 
 
 def trial_target(config: RunConfig, space: SearchSpace, context: Mapping[str, Any]) -> int:

@@ -73,7 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None,
                    help="each worker stops starting new trials after this many seconds; may change when resuming")
     p.add_argument("--epochs", type=int, default=RunConfig.epochs,
-                   help="maximum epochs per trial (the pruner's max resource)")
+                   help="maximum epochs per trial")
+    p.add_argument("--report-every", type=int, default=RunConfig.report_every, metavar="DOCS",
+                   help="training documents between two reports of whole-validation micro-F1 to the pruner "
+                        "(the pruner's resource is the report number); default: about 5,000, so a long epoch "
+                        "is reported several times and a short one once")
+    p.add_argument("--patience", type=int, default=RunConfig.patience, metavar="REPORTS",
+                   help="reports without a better tuned validation micro-F1 after which a trial stops by itself; "
+                        "default: two epochs' worth; 0: never")
     p.add_argument("--limit", type=int, default=RunConfig.limit,
                    help="use only the first N training documents (0: all)")
     p.add_argument("--max-len", type=int, default=RunConfig.max_len, help="tokens per document")
@@ -339,7 +346,7 @@ def _run_config(args: argparse.Namespace, space: SearchSpace) -> RunConfig:
                      sampler=args.sampler, save_models=not args.no_save_models,
                      fixed=parse_key_values(args.set, "--set"), trials=args.trials, timeout=args.timeout,
                      memory_budget=int(budget * 1024**3), heartbeat_interval=args.heartbeat_interval,
-                     grace_period=args.grace_period)
+                     grace_period=args.grace_period, report_every=args.report_every, patience=args.patience)
 
 
 def _check_replay(url: str, source: str, study_name: str, number: int) -> None:

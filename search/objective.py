@@ -16,7 +16,6 @@ import keras
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from optuna_integration import KerasPruningCallback
 
 from search.config import PREDICT_BATCH, RunConfig
 from search.data import Dataset
@@ -33,50 +32,94 @@ MONITOR = "val_micro_f1_tuned"  # what is reported to the pruner and maximised
 
 
 class ValidationF1(keras.callbacks.Callback):
-    """After every epoch: predictions for the WHOLE validation split, micro-F1 at 0.5 and at the tuned
-    global threshold, validation loss; written into ``logs`` for the callbacks after it (the pruner).
+    """``reports_per_epoch`` times an epoch (evenly over its training documents; the last at its end):
+    predictions for the WHOLE validation split, micro-F1 at 0.5 and at the tuned global threshold,
+    validation loss. Each report is a row of :attr:`history`; at an epoch's end its values are written
+    into ``logs`` for the callbacks after it.
+
+    With a ``trial``, each report goes to its pruner (step: the report's number, so the pruner's resource
+    is reports, a fixed number of training documents each) and a pruned trial stops at once; with
+    ``patience`` > 0, a trial whose tuned micro-F1 has not improved for that many reports stops by itself
+    (:attr:`stopped_early` says why). Why our own callback and not optuna-integration's
+    ``KerasPruningCallback``: that one reports at epoch ends only, and a full-data epoch is long.
 
     An epoch whose training loss is not finite fails the trial with that reason (Keras'
     ``TerminateOnNaN`` before it ends the epoch at the first such batch). Keeps the weights of the best
-    epoch (by tuned micro-F1) so the saved model is the one scored.
+    report so the saved model is the one scored.
     """
 
     def __init__(self, x_valid: np.ndarray, y_valid: np.ndarray, *, any_length: bool = False,
-                 on_epoch: Callable[[int, dict], None] | None = None) -> None:
+                 reports_per_epoch: int = 1, patience: int = 0, trial: optuna.trial.BaseTrial | None = None,
+                 on_report: Callable[[dict], None] | None = None) -> None:
         super().__init__()
         self.x_valid, self.y_valid, self.any_length = x_valid, y_valid, any_length
-        self.on_epoch = on_epoch
+        self.reports_per_epoch, self.patience, self.trial = reports_per_epoch, patience, trial
+        self.on_report = on_report
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] | None = None
         self.best_weights: list[np.ndarray] | None = None
+        self.stopped_early: str | None = None
+        self._epoch = 0
+        self._reported_in_epoch = 0
         self._t0 = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch, self._reported_in_epoch = epoch, 0
         self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.reports_per_epoch == 1 or self.stopped_early:
+            return
+        # Keras says how many steps an epoch has; report k of R is due after k/R of them (any batching).
+        steps = int(self.params.get("steps") or 0)
+        due = self._reported_in_epoch + 1
+        if steps and due < self.reports_per_epoch and (batch + 1) * self.reports_per_epoch >= due * steps:
+            self._report(logs or {})
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
+        if self.stopped_early:  # it stopped after its last report
+            return
+        row = self._report(logs)
+        logs.update({"val_loss": row["val_loss"], "val_micro_f1": row["val_micro_f1"], MONITOR: row[MONITOR]})
+
+    def _report(self, logs: Mapping[str, Any]) -> dict[str, float]:
         train_seconds = time.perf_counter() - self._t0
+        self._reported_in_epoch += 1
+        step = self._epoch * self.reports_per_epoch + self._reported_in_epoch
+        epoch = step / self.reports_per_epoch
+        shown = int(epoch) if epoch.is_integer() else round(epoch, 3)
         loss = float(logs.get("loss", float("nan")))
         if "loss" in logs and not math.isfinite(loss):
-            raise TrialFailure(f"NaN loss at epoch {epoch + 1} (training loss {loss})")
+            raise TrialFailure(f"NaN loss at epoch {self._epoch + 1} (training loss {loss})")
         prob = predict_probabilities(self.model, self.x_valid, PREDICT_BATCH, any_length=self.any_length)
         if not np.isfinite(prob).all():
-            raise TrialFailure(f"NaN predictions at epoch {epoch + 1}")
+            raise TrialFailure(f"NaN predictions at epoch {self._epoch + 1}")
         threshold, tuned = tune_threshold(self.y_valid, prob)
         at_half = micro_f1(self.y_valid, prob, 0.5)
         val_loss = float(np.mean(keras.ops.convert_to_numpy(keras.losses.binary_crossentropy(self.y_valid, prob))))
-        row = {"epoch": epoch + 1, "loss": loss, "val_loss": val_loss,
+        row = {"epoch": shown, "report": step, "loss": loss, "val_loss": val_loss,
                "val_micro_f1": float(at_half), MONITOR: float(tuned), "threshold": float(threshold),
-               "train_seconds": round(train_seconds, 3),
-               "seconds": round(time.perf_counter() - self._t0, 3)}
-        logs.update({"val_loss": val_loss, "val_micro_f1": row["val_micro_f1"], MONITOR: row[MONITOR]})
+               "train_seconds": round(train_seconds, 3), "seconds": round(time.perf_counter() - self._t0, 3)}
         self.history.append(row)
         if self.best is None or row[MONITOR] > self.best[MONITOR]:
             self.best = row
             self.best_weights = self.model.get_weights()
-        if self.on_epoch:
-            self.on_epoch(epoch, row)
+        if self.on_report:
+            self.on_report(row)
+        self._t0 = time.perf_counter()
+        if self.trial is not None:
+            self.trial.report(row[MONITOR], step)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned(f"at report {step} (epoch {shown}): tuned val micro-F1 {row[MONITOR]:.4f}")
+        assert self.best is not None
+        since_best = step - int(self.best["report"])
+        if self.patience and since_best >= self.patience:
+            best = f"best {self.best[MONITOR]:.4f} at epoch {self.best['epoch']}"
+            self.stopped_early = (f"stopped early at report {step} (epoch {shown}): no better tuned val micro-F1 "
+                                  f"in {self.patience} reports ({best})")
+            self.model.stop_training = True
+        return row
 
 
 @dataclass
@@ -161,16 +204,19 @@ class Objective:
                     trainable_params=int(built.diagnostics.get("trainable_params", 0)),
                     non_trainable_params=int(built.diagnostics.get("non_trainable_params", 0))).write(trial)
 
-        def on_epoch(epoch: int, row: dict) -> None:
-            self.log(f"trial {trial.number} epoch {epoch + 1}/{self.config.epochs}  val micro-F1 "
+        n_train = len(self.dataset.x_train)
+        reports = self.config.reports_per_epoch(n_train)
+
+        def on_report(row: dict) -> None:
+            self.log(f"trial {trial.number} epoch {row['epoch']}/{self.config.epochs}  val micro-F1 "
                      f"{row['val_micro_f1']:.4f}  tuned {row[MONITOR]:.4f} @ {row['threshold']:.2f}  "
                      f"loss {row['loss']:.4f}  {row['seconds']:.1f}s")
             TrialRecord(epochs=validation.history).write(trial)
 
         validation = ValidationF1(self.dataset.x_valid, self.dataset.y_valid, any_length=built.any_length,
-                                  on_epoch=on_epoch)
-        callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN(), validation,
-                                                     KerasPruningCallback(trial, MONITOR)]
+                                  reports_per_epoch=reports, patience=self.config.early_stopping_patience(n_train),
+                                  trial=trial, on_report=on_report)
+        callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN(), validation]
         try:
             self.space.fit(built, self.dataset.x_train, self.dataset.y_train.astype("float32"),
                            epochs=self.config.epochs, callbacks=callbacks, seed=seed)
@@ -184,9 +230,11 @@ class Objective:
         best = validation.best
         if best is None:
             raise TrialFailure("no epoch finished")
-        TrialRecord(threshold=best["threshold"], best_epoch=int(best["epoch"]),
-                    val_micro_f1_at_half=best["val_micro_f1"],
-                    epoch_seconds=[r["seconds"] for r in validation.history]).write(trial)
+        TrialRecord(threshold=best["threshold"], best_epoch=best["epoch"], val_micro_f1_at_half=best["val_micro_f1"],
+                    epoch_seconds=[r["seconds"] for r in validation.history],
+                    early_stop_reason=validation.stopped_early).write(trial)
+        if validation.stopped_early:
+            self.log(f"trial {trial.number} {validation.stopped_early}")
         if validation.best_weights is not None:
             model.set_weights(validation.best_weights)
         if store:

@@ -35,6 +35,7 @@ __all__ = [
     "ARTIFACT_ERROR",
     "FAILURE_REASON",
     "PRUNED_REASON",
+    "EARLY_STOP_REASON",
     "INTERRUPTED_REASON",
 ]
 
@@ -57,6 +58,7 @@ MODEL_SAVE_ERROR = "model_save_error"
 ARTIFACT_ERROR = "artifact_error"
 FAILURE_REASON = "failure_reason"
 PRUNED_REASON = "pruned_reason"
+EARLY_STOP_REASON = "early_stop_reason"
 
 #: The failure reason of a trial cut off by Ctrl-C or SIGTERM (worker, launcher and objective alike).
 INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM); the study can be resumed"
@@ -80,16 +82,17 @@ class TrialRecord:
     diagnostics: dict[str, Any] | None = None
     trainable_params: int | None = None
     non_trainable_params: int | None = None
-    epochs: list[dict[str, float]] | None = None
-    epoch_seconds: list[float] | None = None
+    epochs: list[dict[str, float]] | None = None  # one row per report (several an epoch when it is long)
+    epoch_seconds: list[float] | None = None  # wall seconds of each report's stretch of training + validation
     threshold: float | None = None
-    best_epoch: int | None = None
+    best_epoch: float | None = None  # the best report's epoch (a fraction when an epoch reports several times)
     val_micro_f1_at_half: float | None = None
     model_artifact_id: str | None = None
     model_save_error: str | None = None
     artifact_error: str | None = None
     failure_reason: str | None = None
     pruned_reason: str | None = None
+    early_stop_reason: str | None = None
     searched_params: dict[str, Any] = field(default_factory=dict, compare=False)
 
     # -- the mapping between fields and user-attribute keys ------------------------------------------
@@ -161,5 +164,6 @@ _KEYS = {
     "artifact_error": ARTIFACT_ERROR,
     "failure_reason": FAILURE_REASON,
     "pruned_reason": PRUNED_REASON,
+    "early_stop_reason": EARLY_STOP_REASON,
 }
 assert set(_KEYS) == {f.name for f in _STORED}, "every stored field has exactly one user-attribute key"

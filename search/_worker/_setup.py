@@ -102,7 +102,8 @@ def set_up(identity: WorkerIdentity, *, heartbeats: bool = True, artifacts: bool
     from search.kerastuner import HyperModelSpace
     from storage import artifact_store_for
 
-    study = open_study(storage, stored, space, identity.index)
+    study = open_study(storage, stored, space, identity.index,
+                       reports_per_epoch=config.reports_per_epoch(len(dataset.x_train)))
     # a keras-tuner hypermodel builds its own embedding: no word2vec for it
     embedding = None if isinstance(space, HyperModelSpace) else embedding_matrix_for(dataset, config.embedding_dim)
     store = artifact_store_for(identity.storage_url) if artifacts else None

@@ -66,7 +66,8 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
                                field="fit_kwargs")
     prepare_study(store, config, space, dataset.fingerprint, fit_kwargs=space.fit_kwargs or {})
     stored = read_study(store, study_name)
-    study = open_study(store, stored, space, worker_index)
+    study = open_study(store, stored, space, worker_index,
+                       reports_per_epoch=stored.config.reports_per_epoch(len(dataset.x_train)))
     objective = Objective(stored.config, space, stored.context, dataset, None,
                           artifact_store_for(url) if save_models else None, log=log)
     run_objective(study, objective, target=n_trials, timeout=timeout, log=log, callbacks=callbacks)

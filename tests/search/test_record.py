@@ -16,7 +16,7 @@ FULL = TrialRecord(
     diagnostics={"degenerate_attention": False, "trainable_params": 10}, trainable_params=10,
     non_trainable_params=2, epochs=[{"epoch": 1, "val_micro_f1_tuned": 0.5}], epoch_seconds=[1.5],
     threshold=0.3, best_epoch=1, val_micro_f1_at_half=0.4, model_artifact_id="abc", model_save_error="e1",
-    artifact_error="e2", failure_reason="f", pruned_reason="p",
+    artifact_error="e2", failure_reason="f", pruned_reason="p", early_stop_reason="s",
 )
 
 

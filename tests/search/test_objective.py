@@ -1,0 +1,90 @@
+"""A trial's reports: several an epoch when asked, to the pruner by report number, early stopping on patience."""
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.config import RunConfig
+from search.data import load_dataset
+from search.errors import TrialFailure
+from search.record import TrialRecord
+from spaces import get_space
+
+TINY = {"limit": 192, "max_len": 16, "vocab_size": 800}
+PARAMS = {"embedding_mode": "random", "attention_position": "none", "batch_size": 32, "hidden_units": 32,
+          "dropout": 0.0, "batch_norm": False}
+
+
+def _objective(fixed: dict[str, Any] | None = None, **overrides: Any) -> Any:
+    from search.objective import Objective
+
+    config = RunConfig(study="reports", space="attn", pruner="none", **(TINY | overrides))
+    dataset = load_dataset(config.data, config.data_settings())
+    return Objective(config, get_space("attn"), {"fixed": fixed or {}}, dataset, None, log=lambda m: None)
+
+
+def _run(objective: Any, pruner: optuna.pruners.BasePruner | None = None) -> optuna.trial.FrozenTrial:
+    study = optuna.create_study(direction="maximize", pruner=pruner or optuna.pruners.NopPruner())
+    study.enqueue_trial(PARAMS)
+    study.optimize(objective, n_trials=1, catch=(TrialFailure,))
+    return study.trials[0]
+
+
+def test_reports_several_times_an_epoch_when_asked() -> None:
+    # 192 documents, a report every 64: three reports an epoch, numbered 1..6 over two epochs
+    trial = _run(_objective(epochs=2, report_every=64, patience=0))
+    assert trial.state == TrialState.COMPLETE
+    record = TrialRecord.from_trial(trial)
+    assert record.epochs is not None
+    assert [row["report"] for row in record.epochs] == [1, 2, 3, 4, 5, 6]
+    assert [row["epoch"] for row in record.epochs] == [0.333, 0.667, 1, 1.333, 1.667, 2]
+    assert sorted(trial.intermediate_values) == [1, 2, 3, 4, 5, 6]
+    assert trial.value == pytest.approx(max(row["val_micro_f1_tuned"] for row in record.epochs))
+    assert record.early_stop_reason is None
+
+
+def test_a_trial_is_pruned_inside_its_first_epoch() -> None:
+    class PruneAtTwo(optuna.pruners.BasePruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return trial.last_step == 2
+
+    trial = _run(_objective(epochs=2, report_every=64, patience=0), PruneAtTwo())
+    assert trial.state == TrialState.PRUNED
+    record = TrialRecord.from_trial(trial)
+    assert record.pruned_reason is not None and record.pruned_reason.startswith("at report 2 (epoch 0.667)")
+    assert record.epochs is not None and len(record.epochs) == 2
+
+
+def test_a_trial_stops_itself_after_its_patience() -> None:
+    # a learning rate of zero never improves on the first report: it stops after `patience` more
+    trial = _run(_objective({"learning_rate": 1e-9}, epochs=3, report_every=64, patience=2))
+    assert trial.state == TrialState.COMPLETE
+    record = TrialRecord.from_trial(trial)
+    assert record.epochs is not None and len(record.epochs) == 3
+    assert record.early_stop_reason is not None
+    assert record.early_stop_reason.startswith("stopped early at report 3 (epoch 1): no better tuned val micro-F1 in 2")
+    assert record.best_epoch == 0.333 and trial.value == record.epochs[0]["val_micro_f1_tuned"]
+
+
+@pytest.mark.parametrize(("report_every", "patience", "documents", "expected"), [
+    (None, None, 20961, (4, 8)),  # full debtags50: a report every ~5,000 documents, patience two epochs
+    (None, None, 3000, (1, 2)),  # a short epoch reports once, at its end
+    (64, 0, 192, (3, 0)),
+    (100, 5, 192, (2, 5)),
+])
+def test_reports_per_epoch_and_patience(report_every: int | None, patience: int | None, documents: int,
+                                        expected: tuple[int, int]) -> None:
+    config = RunConfig(study="s", space="attn", report_every=report_every, patience=patience)
+    assert (config.reports_per_epoch(documents), config.early_stopping_patience(documents)) == expected
+
+
+@pytest.mark.parametrize(("field", "value", "flag"), [("report_every", 0, "--report-every"),
+                                                      ("patience", -1, "--patience")])
+def test_bad_report_settings_are_refused(field: str, value: int, flag: str) -> None:
+    from search.errors import StudyConfigError
+
+    with pytest.raises(StudyConfigError, match=flag):
+        RunConfig(study="s", space="attn", **{field: value})
