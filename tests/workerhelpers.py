@@ -208,7 +208,15 @@ def free_port() -> int:
 
 
 def start_proxy(storage_url: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    """A running ``python -m search.proxy`` in front of ``storage_url``, and the grpc:// URL to reach it."""
+    """A running ``python -m search.proxy`` in front of ``storage_url``, and the grpc:// URL to reach it.
+
+    The store is created first where it is a SQLite file that does not exist: the proxy serves a store,
+    it never creates one."""
+    from storage import close_storage, create_storage, sqlite_path
+
+    path = sqlite_path(storage_url)
+    if path is not None and not path.exists():
+        close_storage(create_storage(storage_url, heartbeat_interval=None))
     port = free_port()
     proxy = subprocess.Popen([sys.executable, "-m", "search.proxy", "--storage", storage_url, "--port", str(port),
                               *extra], env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

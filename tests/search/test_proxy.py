@@ -19,7 +19,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from clihelpers import assert_one_line_error, run_cli
-from storage import create_storage
+from storage import close_storage, create_storage
 from workerhelpers import (assert_consistent, delete_study, finish, pg_connections, postgres_url_or_skip,
                            start_cheap_worker, start_proxy, stop_proxy, wait_for_line, with_query)
 
@@ -88,7 +88,9 @@ def test_bad_proxy_input_is_one_line(tmp_path: Path) -> None:
     try:
         port = busy.getsockname()[1]
         db = f"sqlite:///{tmp_path / 'p.db'}"
+        close_storage(create_storage(db, heartbeat_interval=None))  # a store the proxy may serve
         cases = [
+            (["--storage", f"sqlite:///{tmp_path / 'nope.db'}"], "'" + str(tmp_path / "nope.db") + "' does not exist"),
             (["--storage", "grpc://127.0.0.1:13000"], "--storage: got grpc://127.0.0.1:13000; expected the database"),
             (["--storage", "mongodb://x"], "unsupported storage URL scheme 'mongodb://'"),
             (["--storage", db, "--threads", "0"], "--threads: got 0; expected at least 1"),
@@ -98,5 +100,6 @@ def test_bad_proxy_input_is_one_line(tmp_path: Path) -> None:
         ]
         for argv, needle in cases:
             assert_one_line_error(run_cli("search.proxy", *argv, cwd=tmp_path), needle)
+        assert not (tmp_path / "nope.db").exists()  # the proxy serves a store; it never creates one
     finally:
         busy.close()
