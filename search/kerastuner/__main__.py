@@ -84,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search._worker._loop import TrialsKeepFailing
     from search.kerastuner._run import run, summary
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the objective logs one line per epoch and trial
+    # Optuna logs every failed trial with its traceback at WARNING; the objective logs one line per epoch and
+    # trial instead, a failed one with its reason
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     log = lambda m: print(m, flush=True)  # noqa: E731
     try:
         study = run(args.hypermodel, study_name=args.study, storage=args.storage, n_trials=args.trials,
