@@ -75,6 +75,8 @@ def _layer_rows(model: Any) -> list[dict[str, Any]]:
 
 
 def _describe(args: argparse.Namespace) -> int:
+    if args.memory_budget is not None and args.memory_budget <= 0:
+        raise InputError(f"got {args.memory_budget}; expected a positive number of bytes", source="--memory-budget")
     params = resolve_params(_params_from(args))
     matrix = None
     if params["embedding_mode"] != "random" and args.vocab > 0 and args.embedding_dim > 0:

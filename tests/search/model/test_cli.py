@@ -51,6 +51,7 @@ def test_describe_json_with_params(capsys) -> None:
         (["describe", "--param", "rnn_layers"], "expected KEY=VALUE"),
         (["describe", "--preset", "nope"], "invalid choice"),
         (["describe", "--param", "embedding_mode=random", "--seq-len", "0"], "field 'seq_len'"),
+        (["describe", "--memory-budget", "-1"], "--memory-budget: got -1; expected a positive number of bytes"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, expected) -> None:
