@@ -9,8 +9,8 @@ from typing import Any, NoReturn
 
 from search.errors import InputError
 
-__all__ = ["run_main", "CliParser", "HelpFormatter", "parse_key_values", "port_number", "check_listen_address",
-           "LOOPBACK_HOSTS"]
+__all__ = ["run_main", "CliParser", "HelpFormatter", "parse_key_values", "int_in", "port_number",
+           "check_listen_address", "LOOPBACK_HOSTS"]
 
 #: Hosts that only this machine can reach; a server on any other address is open to the network.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -43,15 +43,24 @@ class CliParser(argparse.ArgumentParser):
         raise InputError(f"{message} (see --help)", source=self.prog)
 
 
-def port_number(text: str) -> int:
-    """argparse ``type=`` for a TCP port."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {port}")
-    return port
+def int_in(low: int, high: int | None, expected: str) -> Callable[[str], int]:
+    """argparse ``type=`` for an integer in [low, high] (``high`` None: no upper bound); ``expected`` says
+    what it is in the error (e.g. "a port number 1-65535")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
+
+
+#: argparse ``type=`` for a TCP port.
+port_number = int_in(1, 65535, "a port number 1-65535")
 
 
 def check_listen_address(host: str, port: int, source: str = "--host/--port") -> None:

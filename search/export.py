@@ -12,21 +12,14 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from search._cli import CliParser, HelpFormatter, run_main
+from search._cli import CliParser, HelpFormatter, int_in, run_main
 
 __all__ = ["build_parser", "main"]
 
 PROG = "python -m search.export"
 
 
-def _trial_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a trial number (0, 1, ...), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a trial number (0, 1, ...), got {value}")
-    return value
+_trial_number = int_in(0, None, "a trial number (0, 1, ...)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from search._cli import CliParser, HelpFormatter, run_main
+from search._cli import CliParser, HelpFormatter, int_in, run_main
 from search.errors import InputError
 
 __all__ = ["build_parser", "main"]
@@ -34,14 +34,7 @@ def _threshold(text: str) -> float:
     return value
 
 
-def _top_k(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+_top_k = int_in(1, None, "a positive integer")
 
 
 def build_parser() -> argparse.ArgumentParser:

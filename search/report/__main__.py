@@ -7,21 +7,14 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from search._cli import CliParser, run_main
+from search._cli import CliParser, int_in, run_main
 
 __all__ = ["build_parser", "main"]
 
 PROG = "python -m search.report"
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+_positive = int_in(1, None, "a positive integer")
 
 
 def build_parser() -> argparse.ArgumentParser:
