@@ -12,7 +12,6 @@ before keras ever reads it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search.data._cache import file_digest
 from search.errors import InputError
 
 __all__ = ["FORMAT", "VERSION", "MANIFEST", "VOCABULARY", "CARD", "ModelEntry", "Manifest", "sha256_of",
@@ -75,12 +75,8 @@ class Manifest:
                 "created": self.created}
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+#: A file's SHA-256, as the data cache fingerprints dataset files.
+sha256_of = file_digest
 
 
 def check_threshold(value: object, source: str, field_name: str | None = None) -> float:
