@@ -296,7 +296,7 @@ def _summary(study: optuna.Study, top: int = 5) -> str:
     head = ["trial", "val micro-F1", "thr", "epochs", *keys]
     records = [TrialRecord.from_trial(t) for t in done]
     rows = [[str(t.number), f"{t.value:.4f}", f"{r.threshold if r.threshold is not None else float('nan'):.2f}",
-             str(len(r.epochs or [])), *[_fmt(t.params.get(k, "-")) for k in keys]]
+             str(r.epochs[-1]["epoch"] if r.epochs else 0), *[_fmt(t.params.get(k, "-")) for k in keys]]
             for t, r in zip(done, records, strict=True)]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     lines.append(f"best {len(done)} trials of study '{study.study_name}':")
