@@ -201,6 +201,9 @@ def test_interrupt_leaves_no_running_trial(tmp_path: Path) -> None:
     try:
         while time.monotonic() < deadline and not running:
             time.sleep(0.3)
+            if proc.poll() is not None:  # it ended before a trial was seen running: say why
+                _, err = proc.communicate()
+                raise AssertionError(f"the launcher exited with status {proc.returncode}: {err[-3000:]}")
             if db.exists():
                 try:
                     running = bool(_study(db).get_trials(states=(TrialState.RUNNING,)))
