@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from search._orphans import fail_orphans
 from search._worker._signals import StopRequest
-from search._worker._storage import describe_storage_error, own_running_trial_ids, storage_error_in
+from search._worker._storage import describe_storage_error, error_in_chain, own_running_trial_ids, storage_error_in
 from search.errors import SearchError, TrialFailure
 from search.record import INTERRUPTED_REASON, TrialRecord
 from storage import fail_and_retry
@@ -146,6 +147,12 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 raise stopper.failing
             return stopper.finished
         except Exception as exc:
+            if error_in_chain(exc, UpdateFinishedTrialError) is not None:
+                # Another worker failed this trial as stale (its heartbeat came late, e.g. on a loaded
+                # machine) and re-queued it; Optuna then cannot record our result. The trial is accounted
+                # for: go on with the next one.
+                log("a trial was finished by another worker before this one could record it; going on")
+                continue
             cause = storage_error_in(exc)
             if cause is None:
                 raise

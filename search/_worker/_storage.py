@@ -64,7 +64,12 @@ def storage_error_in(exc: BaseException) -> BaseException | None:
     Optuna may hide a storage error: when telling the trial's result fails, ``_run_trial`` raises an
     AssertionError ("Should not reach") whose context is the StorageInternalError.
     """
-    types = _storage_errors()
+    return error_in_chain(exc, _storage_errors())
+
+
+def error_in_chain(exc: BaseException, types: type[BaseException] | tuple[type[BaseException], ...]
+                   ) -> BaseException | None:
+    """The first exception of ``types`` in ``exc``'s chain (itself, its causes and contexts), else None."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
