@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.data._decode import decode_utf8, read_bytes
 from search.errors import InputError
 
 __all__ = ["Document", "INPUT_EXTENSIONS", "TEXT_FIELD", "ID_FIELD", "read_documents"]
@@ -36,15 +37,8 @@ def _decode(path: Path) -> str:
                          source=source)
     if not path.is_file():
         raise InputError("file not found; expected an existing input file", source=source)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot be read ({exc.strerror}); expected a readable file", source=source) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); expected UTF-8 text",
-                         source=source) from None
+    # The dataset loaders' decoding: UTF-16 and binary files named as such, a bad byte with its line.
+    return decode_utf8(read_bytes(path, source), source)
 
 
 def _jsonl(text: str, source: str) -> list[Document]:

@@ -172,7 +172,7 @@ def test_a_bad_export_folder(case: str, export: Path, tmp_path: Path, capsys: py
 INPUT_CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "empty file": (".jsonl", b"", ["docs.jsonl", "no documents"]),
     "blank lines only": (".txt", b"\n  \n", ["docs.txt", "no documents"]),
-    "not UTF-8": (".txt", "caf\u00e9 library\n".encode("latin-1"), ["docs.txt", "not UTF-8", "expected UTF-8"]),
+    "not UTF-8": (".txt", "caf\u00e9 library\n".encode("latin-1"), ["docs.txt", "is not valid UTF-8", "line 1", "expected UTF-8"]),
     "line without text": (".jsonl", b'{"text": "a"}\n{"body": "b"}\n', ["docs.jsonl", "field 'text'", "line 2"]),
     "text not a string": (".jsonl", b'{"text": 3}\n', ["docs.jsonl", "field 'text'", "expected a string"]),
     "not JSON": (".jsonl", b'{"text": "a"\n', ["docs.jsonl", "line 1", "not valid JSON"]),
