@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search._study import FINGERPRINT_ATTR, StoredStudy, read_study
-from search.errors import StorageError, StudyConfigError
+from search.errors import StudyConfigError
 from search.record import MODEL_ARTIFACT_ID, TrialRecord
 
 __all__ = ["StudySource", "open_study_source", "pick_trial", "refuse_final", "load_study_data", "validation_texts"]
@@ -32,14 +32,11 @@ class StudySource:
 
 
 def open_study_source(study_name: str, storage_flag: str | None) -> StudySource:
-    from storage import create_storage, resolve_storage_url, sqlite_path
+    from storage import open_existing_storage, resolve_storage_url, storage_source
 
     url = resolve_storage_url(storage_flag)
-    path = sqlite_path(url)
-    if path is not None and not path.is_file():  # opening it would create an empty database
-        raise StorageError(f"SQLite file '{path}' does not exist; expected the store a study ran in (--storage URL)",
-                           source="--storage" if storage_flag else "default storage")
-    storage = create_storage(url, heartbeat_interval=None)  # an export runs no trials
+    # a reader, like the report: a missing, empty or foreign SQLite file is refused, never created
+    storage = open_existing_storage(url, source=storage_source(storage_flag))
     stored = read_study(storage, study_name)
     return StudySource(url, storage, optuna.load_study(study_name=study_name, storage=storage), stored)
 
