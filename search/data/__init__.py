@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from search.data._dataset import SPLITS, Dataset, DataSettings, DataWarning
 from search.data._embeddings import embedding_matrix_for, train_word2vec
-from search.data._loaders import BUNDLED, SUPPORTED_EXTENSIONS, load_dataset, resolve_source
+from search.data._loaders import BUNDLED, SUPPORTED_EXTENSIONS, load_dataset, load_texts, resolve_source
 
 __all__ = [
     "BUNDLED",
@@ -21,6 +21,7 @@ __all__ = [
     "Dataset",
     "embedding_matrix_for",
     "load_dataset",
+    "load_texts",
     "resolve_source",
     "train_word2vec",
 ]

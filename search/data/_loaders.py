@@ -16,7 +16,7 @@ from search.data._validate import validate_arrays
 from search.data._vectorize import build_vocabulary, texts_to_ids, tokenizer
 from search.errors import DataError
 
-__all__ = ["load_dataset", "resolve_source", "BUNDLED", "SUPPORTED_EXTENSIONS"]
+__all__ = ["load_dataset", "load_texts", "resolve_source", "BUNDLED", "SUPPORTED_EXTENSIONS"]
 
 BUNDLED = {"debtags50": Path(__file__).with_name("bundled") / "debtags50.json.gz"}
 SUPPORTED_EXTENSIONS = (".npz", ".csv", ".jsonl")
@@ -87,15 +87,39 @@ def _load_text(kind: str, path: Path, digest: str, settings: DataSettings, inclu
     )
 
 
+def load_texts(spec: str | os.PathLike, settings: DataSettings | None = None) -> dict[str, list[str]] | None:
+    """The raw text of every document, by split, in the order of :func:`load_dataset`'s rows (the same
+    split assignment and ``limit``); None for an ``.npz`` file, which holds token ids only.
+
+    The TF-IDF reference reads words, not the deep models' truncated, vocabulary-capped token ids: what a
+    user gets from scikit-learn on the same documents without the service.
+    """
+    settings = settings or DataSettings()
+    kind, path = resolve_source(spec)
+    if kind == "npz":
+        return None
+    records, _ = _read_records(kind, path, settings)
+    texts = {s: [r.text for r in records if r.split == s] for s in SPLITS}
+    if settings.limit is not None:
+        texts["train"] = texts["train"][: settings.limit]
+    return texts
+
+
+def _read_records(kind: str, path: Path, settings: DataSettings) -> tuple[list[Record], dict]:
+    """Every record with its split, and the bundled file's metadata (empty for a text file)."""
+    if kind == "bundled":
+        return read_bundled(path)
+    records = read_text_file(path)
+    assign_splits(records, settings.split_seed, str(path))
+    return records, {}
+
+
 def _vectorise(kind: str, path: Path, settings: DataSettings) -> tuple[dict[str, np.ndarray], dict]:
     source = str(path)
-    extra: dict = {}
+    records, extra = _read_records(kind, path, settings)
     if kind == "bundled":
-        records, extra = read_bundled(path)
         label_names = list(extra["label_names"])
     else:
-        records = read_text_file(path)
-        assign_splits(records, settings.split_seed, source)
         counts = collections.Counter(label for r in records for label in r.labels)
         label_names = sorted(counts)
     if not label_names:
