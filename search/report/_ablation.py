@@ -106,8 +106,14 @@ def build_ablation(study: optuna.Study, dataset: Any, source: ModelSource, *,
                     test_documents=len(dataset.x_test), resamples=resamples)
 
 
+def has_attention(position: str, degenerate: bool) -> bool:
+    """Whether a model has effective attention: a position other than none whose layer is not an
+    identity (the seed's ``pooled`` placement attends over one step: degenerate, no attention in effect)."""
+    return position != REFERENCE and not degenerate
+
+
 def best_of(evals: list[TrialEval], with_attention: bool) -> TrialEval | None:
-    chosen = [e for e in evals if (e.position != REFERENCE) == with_attention]
+    chosen = [e for e in evals if has_attention(e.position, e.degenerate) == with_attention]
     return max(chosen, key=lambda e: e.value) if chosen else None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 
 from search.record import TrialRecord
-from search.report._ablation import REFERENCE, Ablation, best_of
+from search.report._ablation import Ablation, best_of, has_attention
 from search.report._evaluate import ModelSource, TrialEval
 from search.report._stats import Interval, paired_bootstrap
 from search.report._store import complete_trials, trial_value
@@ -37,15 +37,18 @@ def compare_with_without(study: optuna.Study, dataset: Any, source: ModelSource,
     if ablation is not None:
         w, wo = best_of(ablation.evals, True), best_of(ablation.evals, False)
         diff = paired_bootstrap([w.counts], [wo.counts]) if w and wo else None
-        n_with = sum(r.seeds for r in ablation.rows if r.position != REFERENCE)
-        n_without = sum(r.seeds for r in ablation.rows if r.position == REFERENCE)
+        n_with = sum(r.seeds for r in ablation.rows if has_attention(r.position, r.degenerate))
+        n_without = sum(r.seeds for r in ablation.rows if not has_attention(r.position, r.degenerate))
         return WithWithout(ablation.study, True, w.value if w else None, wo.value if wo else None,
                            w.number if w else None, wo.number if wo else None, w.position if w else None,
                            w, wo, n_with, n_without, diff)
     trials = complete_trials(study)
-    positions = {t.number: TrialRecord.from_trial(t).position for t in trials}
-    with_ = [t for t in trials if positions[t.number] != REFERENCE]
-    without = [t for t in trials if positions[t.number] == REFERENCE]
+    records = {t.number: TrialRecord.from_trial(t) for t in trials}
+    positions = {n: r.position for n, r in records.items()}
+    # a degenerate placement (pooled: attention over one step) is no attention in effect: never "with"
+    effective = {n: has_attention(r.position, r.degenerate_attention) for n, r in records.items()}
+    with_ = [t for t in trials if effective[t.number]]
+    without = [t for t in trials if not effective[t.number]]
     best_with = max(with_, key=trial_value) if with_ else None
     best_without = max(without, key=trial_value) if without else None
 
