@@ -19,6 +19,7 @@ from search.report._ablation import Ablation, build_ablation
 from search.report._baseline import BaselineResult, tfidf_baseline
 from search.report._compare import WithWithout, compare_with_without
 from search.report._evaluate import ModelSource, TrialEval, load_split_data
+from search.report._finals import FinalEval, evaluate_finals
 from search.report._stats import BOOTSTRAP_RESAMPLES, Interval, paired_bootstrap
 from search.report._store import complete_trials, open_sources, trial_value
 
@@ -44,6 +45,7 @@ class Report:
     verdict: str
     out: Path
     markdown: Path
+    finals: list[FinalEval] = field(default_factory=list)  # search.finalize's ensemble and refit, on test
     plots: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     resamples: int = BOOTSTRAP_RESAMPLES
@@ -125,8 +127,9 @@ def make_report(study: str, *, storage: str | None = None, out: str | Path | Non
             notes.append(f"the reloaded best model scores validation micro-F1 {best.valid_micro_f1:.4f}, the trial "
                          f"recorded {best.value:.4f}")
         log("TF-IDF + logistic regression reference")
-        baseline = tfidf_baseline(dataset)
+        baseline = tfidf_baseline(sources.config, dataset)
         deep_vs_baseline = paired_bootstrap([best.counts], [baseline.counts], resamples=resamples)
+        finals = evaluate_finals(sources.study, dataset, source, baseline, resamples=resamples, notes=notes, log=log)
         ablation, a_data = None, dataset
         if sources.ablation is not None:
             a_cfg = sources.ablation_config
@@ -143,7 +146,7 @@ def make_report(study: str, *, storage: str | None = None, out: str | Path | Non
                 notes.append(f"the ablation study '{ablation.study}' took its parameters from study "
                              f"'{ablation.from_study}', not '{study}'")
         pair = compare_with_without(sources.study, dataset, source, ablation, cache)
-        text = verdict(best, baseline, deep_vs_baseline, ablation, pair, study)
+        text = verdict(best, baseline, deep_vs_baseline, ablation, pair, study, finals)
         if source.problems:
             notes.append(f"{len(source.problems)} saved model(s) could not be read and have no test score: "
                          + "; ".join(source.problems))
@@ -165,7 +168,8 @@ def make_report(study: str, *, storage: str | None = None, out: str | Path | Non
         data_summary=f"{sizes['train']} train / {sizes['valid']} valid / {sizes['test']} test documents, "
                      f"{dataset.n_labels} labels",
         trial_counts=_counts(sources.study), best=best, baseline=baseline, deep_vs_baseline=deep_vs_baseline,
-        ablation=ablation, pair=pair, verdict=text, out=folder, markdown=folder / MARKDOWN_FILE, plots=plots,
+        ablation=ablation, pair=pair, verdict=text, out=folder, markdown=folder / MARKDOWN_FILE, finals=finals,
+        plots=plots,
         notes=notes, resamples=resamples,
     )
     report.markdown.write_text(render_markdown(report), encoding="utf-8")

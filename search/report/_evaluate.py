@@ -114,6 +114,17 @@ class ModelSource:
         self._held = None  # the caller owns it now (and frees it)
         return model
 
+    def load_artifact(self, artifact: str, label: str) -> Any | None:
+        """A model saved as an artifact of the study itself (a final model), or None when it cannot be
+        read (:attr:`problems` says why, under ``label``)."""
+        try:
+            return self._read(label.replace(" ", "-"), artifact)
+        except InputError as exc:
+            self.problems.append(f"{label}: {exc.detail}")
+            if self._log is not None:
+                self._log(f"  {label}: saved model could not be read: {exc.detail}")
+            return None
+
     def _fetch(self, trial: FrozenTrial, artifact: str) -> Any | None:
         if artifact in self._unreadable:
             return None
@@ -121,7 +132,7 @@ class ModelSource:
             return self._held[1]
         self._held = None
         try:
-            model = self._read(trial, artifact)
+            model = self._read(f"trial-{trial.number}", artifact)
         except InputError as exc:
             self._unreadable[artifact] = exc.detail
             study = self._studies.get(artifact)
@@ -133,13 +144,13 @@ class ModelSource:
         self._held = (artifact, model)
         return model
 
-    def _read(self, trial: FrozenTrial, artifact: str) -> Any:
+    def _read(self, stem: str, artifact: str) -> Any:
         from optuna.artifacts import download_artifact
         from optuna.artifacts.exceptions import ArtifactNotFound
 
         from search.model import load_model
 
-        path = Path(self._tmp.name) / f"trial-{trial.number}-{artifact}.keras"
+        path = Path(self._tmp.name) / f"{stem}-{artifact}.keras"
         try:
             download_artifact(artifact_store=self.artifact_store, file_path=str(path), artifact_id=artifact)
         except (ArtifactNotFound, FileNotFoundError):

@@ -1,10 +1,13 @@
 """The verdict: one paragraph in plain words, written from the table's numbers (nothing hard-coded)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from search.report._ablation import REFERENCE, Ablation, AblationRow
 from search.report._baseline import BaselineResult
 from search.report._compare import WithWithout
 from search.report._evaluate import TrialEval
+from search.report._finals import FinalEval
 from search.report._format import ci_points, points, score
 from search.report._stats import Interval
 
@@ -101,8 +104,21 @@ def _fallback_sentences(pair: WithWithout | None, study: str) -> list[str]:
     return out
 
 
+def _final_sentence(finals: Sequence[FinalEval], baseline: BaselineResult) -> str:
+    parts = []
+    for f in finals:
+        d = f.diff
+        outcome = ("better than the reference" if d.low > 0 else "worse than the reference" if d.high < 0
+                   else "no detectable difference from the reference")
+        parts.append(f"the {f.name} scores {score(f.metrics['micro_f1'])} test micro-F1 (macro-F1 "
+                     f"{score(f.metrics['macro_f1'])}, the reference's {score(baseline.metrics['macro_f1'])}): "
+                     f"{points(d.estimate)} points (95% CI {ci_points(d)}), {outcome}")
+    text = "; ".join(parts)
+    return f"Of the final models, {text}."
+
+
 def verdict(best: TrialEval, baseline: BaselineResult, deep_vs_baseline: Interval, ablation: Ablation | None,
-            pair: WithWithout | None, study: str) -> str:
+            pair: WithWithout | None, study: str, finals: Sequence[FinalEval] = ()) -> str:
     sentences = _ablation_sentences(ablation) if ablation is not None else _fallback_sentences(pair, study)
     d = deep_vs_baseline
     deep = (f"The best deep model (trial {best.number} of `{best.study}`, `{best.position}`) scores "
@@ -115,4 +131,5 @@ def verdict(best: TrialEval, baseline: BaselineResult, deep_vs_baseline: Interva
         deep += ", so at this budget the deep model is not worth it."
     else:
         deep += ", no detectable difference, so at this budget the deep model is not clearly worth it."
-    return " ".join([*sentences, deep])
+    tail = [_final_sentence(finals, baseline)] if finals else []
+    return " ".join([*sentences, deep, *tail])

@@ -1,0 +1,7 @@
+"""A study's final models: the greedy ensemble of its best trials and the best configuration refit on
+train + validation (``python -m search.finalize``); recorded on the study, scored by the report."""
+from __future__ import annotations
+
+from search._final._record import FinalEnsemble, FinalRefit, read_ensemble, read_refit
+
+__all__ = ["FinalEnsemble", "FinalRefit", "read_ensemble", "read_refit"]

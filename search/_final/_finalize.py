@@ -1,0 +1,125 @@
+"""``finalize_study``: the ensemble and the refit of a finished study, recorded on it (imports keras)."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from search._final._ensemble import MAX_SIZE, greedy_selection
+from search._final._record import FinalEnsemble, FinalRefit, write_final
+from search.config import PREDICT_BATCH
+from search.errors import StudyConfigError
+from search.record import TrialRecord
+
+if TYPE_CHECKING:
+    from search.config import RunConfig
+    from search.data import Dataset
+
+__all__ = ["Finalized", "finalize_study", "CANDIDATES"]
+
+#: Trials the ensemble selects from: the study's best complete trials with a saved model (the workers
+#: save the models of this many best trials, search.objective.ENSEMBLE_CANDIDATES).
+CANDIDATES = 8
+
+
+@dataclass
+class Finalized:
+    study: str
+    ensemble: FinalEnsemble | None
+    refit: FinalRefit | None
+    skipped: list[str]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def finalize_study(study_name: str, *, storage: str | None = None, artifacts: str | None = None,
+                   ensemble: bool = True, refit: bool = True, candidates: int = CANDIDATES,
+                   max_size: int = MAX_SIZE, log: Callable[[str], None] = _stderr) -> Finalized:
+    """Select the greedy ensemble of the study's saved top trials on the validation split and refit its
+    best configuration on train + valid; record both on the study (:mod:`search._final._record`).
+
+    Refused (nothing written) for a missing store or study, a study with no complete trial, or (for the
+    ensemble) no saved model; the test split is never read.
+    """
+    from search._serving._source import open_study_source
+    from spaces import get_space
+
+    source = open_study_source(study_name, storage)
+    study, stored = source.study, source.stored
+    config = stored.config
+    complete = sorted((t for t in study.get_trials(deepcopy=False) if t.value is not None
+                       and t.state.name == "COMPLETE"), key=lambda t: -float(t.value or 0.0))
+    if not complete:
+        raise StudyConfigError("has no complete trial; expected a study search.launch has run",
+                               source=f"study '{study_name}'")
+    saved = [t for t in complete if TrialRecord.from_trial(t).model_artifact_id][:candidates]
+    if ensemble and not saved:
+        raise StudyConfigError("has no saved model among its complete trials (run with --no-save-models?); "
+                               "expected saved models for the ensemble, or --no-ensemble",
+                               source=f"study '{study_name}'")
+    space = get_space(config.space, source=f"study '{study_name}' (its space)")
+    dataset = _study_data(study, config)
+    from search.report._evaluate import ModelSource
+    from storage import artifact_store_for
+
+    store = artifact_store_for(source.url, artifacts)
+    skipped: list[str] = []
+    final_ensemble = None
+    if ensemble:
+        models = ModelSource(store, log=log)
+        probabilities: dict[int, np.ndarray] = {}
+        try:
+            for trial in saved:
+                if not models.has_model(trial):
+                    skipped.append(f"trial {trial.number}: {models.problem(trial)}")
+                    continue
+                model = models.load(study_name, trial)
+                probabilities[trial.number] = np.asarray(
+                    model.predict(dataset.x_valid, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
+                del model
+                log(f"ensemble candidate trial {trial.number}: validation micro-F1 {trial.value:.4f}")
+        finally:
+            models.close()
+        if not probabilities:
+            raise StudyConfigError("none of its saved models can be read (" + "; ".join(skipped) + "); expected "
+                                   "the .keras files the workers saved (see --artifacts)",
+                                   source=f"study '{study_name}'")
+        selection = greedy_selection(dataset.y_valid, probabilities, max_size=max_size)
+        final_ensemble = FinalEnsemble(members=selection.members, threshold=selection.threshold,
+                                       valid_micro_f1=selection.valid_micro_f1,
+                                       best_single_valid_micro_f1=selection.best_single_valid_micro_f1,
+                                       candidates=tuple(probabilities), steps=selection.steps)
+        write_final(study, final_ensemble)
+        log(f"{final_ensemble.name}: validation micro-F1 {selection.valid_micro_f1:.4f} at threshold "
+            f"{selection.threshold:.2f} (best single {selection.best_single_valid_micro_f1:.4f})")
+    final_refit = None
+    if refit:
+        from search._final._refit import refit_best
+        from search.data import embedding_matrix_for
+        from search.kerastuner import HyperModelSpace
+
+        embedding = None if isinstance(space, HyperModelSpace) else embedding_matrix_for(dataset, config.embedding_dim)
+        final_refit = refit_best(study, complete[0], config=config, space=space, context=stored.context,
+                                 dataset=dataset, embedding=embedding, artifact_store=store, log=log)
+        write_final(study, final_refit)
+        log(f"{final_refit.name}: {final_refit.seconds:.0f} s")
+    return Finalized(study=study_name, ensemble=final_ensemble, refit=final_refit, skipped=skipped)
+
+
+def _study_data(study: Any, config: RunConfig) -> Dataset:
+    """The study's train and valid splits; refused when the data is not what the study ran on."""
+    from search._study import FINGERPRINT_ATTR
+    from search.data import load_dataset
+
+    dataset = load_dataset(config.data, config.data_settings())
+    expected = study.user_attrs.get(FINGERPRINT_ATTR)
+    if expected and dataset.fingerprint != expected:
+        raise StudyConfigError(f"was run on data with fingerprint {expected}, but '{config.data}' with its settings "
+                               f"now gives {dataset.fingerprint}; expected the same dataset file",
+                               source=f"study '{study.study_name}'")
+    return dataset

@@ -1,0 +1,73 @@
+"""The refit: the best trial's configuration trained again on train + validation (imports keras)."""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial
+
+from search._final._record import FinalRefit
+from search.errors import ModelConfigError, StudyConfigError, TrialFailure
+from search.record import TrialRecord
+
+__all__ = ["refit_epochs", "refit_best"]
+
+
+def refit_epochs(record: TrialRecord, max_epochs: int) -> int:
+    """The epochs a refit trains: the trial's best report's epoch, rounded (a report inside an epoch
+    counts to the nearest whole one), at least 1; a trial that recorded none trains ``max_epochs``."""
+    if record.best_epoch is None or not math.isfinite(record.best_epoch):
+        return max_epochs
+    return max(1, round(record.best_epoch))
+
+
+def refit_best(study: optuna.Study, trial: FrozenTrial, *, config: Any, space: Any, context: dict[str, Any],
+               dataset: Any, embedding: np.ndarray | None, artifact_store: Any,
+               log: Callable[[str], None]) -> FinalRefit:
+    """Train ``trial``'s model on train + valid with its seed for :func:`refit_epochs`, upload it as an
+    artifact of ``study`` and return the record (the caller stores it)."""
+    import keras
+    from optuna.artifacts import upload_artifact
+
+    from search.model import InputShapes
+    from search.runtime import seed_everything
+
+    record = TrialRecord.from_trial(trial)
+    if record.threshold is None:
+        raise StudyConfigError(f"trial {trial.number} recorded no tuned threshold; expected a trial the objective "
+                               "finished", source=f"study '{study.study_name}'")
+    epochs = refit_epochs(record, config.epochs)
+    fixed = optuna.trial.FixedTrial(trial.params, number=trial.number)
+    params = space.suggest(fixed, context)
+    seed = int(record.seed if record.seed is not None else space.trial_seed(fixed, config.seed))
+    shapes = InputShapes(seq_len=dataset.seq_len, vocab_size=dataset.vocab_size, n_labels=dataset.n_labels,
+                         embedding_dim=embedding.shape[1] if embedding is not None else config.embedding_dim,
+                         embedding_matrix=embedding)
+    x = np.concatenate([dataset.x_train, dataset.x_valid])
+    y = np.concatenate([dataset.y_train, dataset.y_valid]).astype("float32")
+    log(f"refit: trial {trial.number} on {len(x)} train + valid documents for {epochs} epoch(s), seed {seed}")
+    start = time.perf_counter()
+    seed_everything(seed)
+    keras.backend.clear_session()
+    try:
+        built = space.build(params, shapes, trial=fixed, context=context, memory_budget=config.memory_budget)
+    except ModelConfigError as exc:
+        raise StudyConfigError(f"trial {trial.number} cannot be built again: {exc}",
+                               source=f"study '{study.study_name}'") from None
+    space.fit(built, x, y, epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN()], seed=seed)
+    if built.model.stop_training:
+        raise TrialFailure(f"refit of trial {trial.number}: the training loss was not finite")
+    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="search-refit-") as tmp:
+        path = os.path.join(tmp, f"refit-trial-{trial.number}.keras")
+        built.model.save(path)
+        artifact_id = upload_artifact(artifact_store=artifact_store, file_path=path, study_or_trial=study)
+    return FinalRefit(trial=trial.number, epochs=epochs, threshold=float(record.threshold), artifact_id=artifact_id,
+                      train_documents=len(x), seconds=round(seconds, 1),
+                      params=dict(trial.params))

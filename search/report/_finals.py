@@ -1,0 +1,80 @@
+"""The study's final models (``search.finalize``) scored on the test split: the ensemble and the refit,
+each with its paired bootstrap difference to the TF-IDF reference (imports keras)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from search._final import read_ensemble, read_refit
+from search.config import PREDICT_BATCH
+from search.errors import StudyConfigError
+from search.metrics import evaluate
+from search.report._baseline import BaselineResult
+from search.report._evaluate import ModelSource
+from search.report._stats import Counts, Interval, counts, paired_bootstrap
+
+__all__ = ["FinalEval", "evaluate_finals"]
+
+
+@dataclass
+class FinalEval:
+    name: str
+    kind: str  # "ensemble" or "refit"
+    threshold: float
+    valid_micro_f1: float | None  # the ensemble's (selected on validation); a refit has none (it trained on it)
+    metrics: dict[str, float]
+    counts: Counts
+    diff: Interval  # test micro-F1 minus the reference's, paired bootstrap over test documents
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float64)
+
+
+def evaluate_finals(study: optuna.Study, dataset: Any, source: ModelSource, baseline: BaselineResult, *,
+                    resamples: int, notes: list[str], log: Callable[[str], None]) -> list[FinalEval]:
+    """Score what ``search.finalize`` recorded on ``study``; a final model that cannot be read is left out,
+    with a note (as a trial's model is)."""
+    finals: list[FinalEval] = []
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+
+    def scored(name: str, kind: str, prob: np.ndarray, threshold: float, valid: float | None) -> FinalEval:
+        c = counts(dataset.y_test, prob, threshold)
+        return FinalEval(name=name, kind=kind, threshold=threshold, valid_micro_f1=valid,
+                         metrics=evaluate(dataset.y_test, prob, threshold), counts=c,
+                         diff=paired_bootstrap([c], [baseline.counts], resamples=resamples))
+
+    ensemble = read_ensemble(study)
+    if ensemble is not None:
+        log(f"final: {ensemble.name}, scoring the test split")
+        try:
+            total = np.zeros(dataset.y_test.shape, dtype=np.float64)
+            for number, weight in ensemble.weights().items():
+                if number not in trials:
+                    raise StudyConfigError(f"has no trial {number}, a member of its final ensemble; expected "
+                                           "python -m search.finalize to be run again", source=f"study "
+                                           f"'{study.study_name}'")
+                model = source.load(study.study_name, trials[number])
+                total += weight * _predict(model, dataset.x_test)
+                del model
+            finals.append(scored(ensemble.name, "ensemble", total / len(ensemble.members), ensemble.threshold,
+                                 ensemble.valid_micro_f1))
+        except StudyConfigError as exc:
+            notes.append(f"the final ensemble was not scored: {exc}")
+    refit = read_refit(study)
+    if refit is not None:
+        log(f"final: {refit.name}, scoring the test split")
+        model = source.load_artifact(refit.artifact_id, f"the refit of trial {refit.trial}")
+        if model is None:
+            notes.append(f"the refit model could not be read: {source.problems[-1]}")
+        else:
+            finals.append(scored(refit.name, "refit", _predict(model, dataset.x_test), refit.threshold, None))
+            del model
+    if ensemble is None and refit is None:
+        notes.append(f"no final models yet: python -m search.finalize --study {study.study_name} builds the ensemble "
+                     "of the best trials and the refit on train + valid, and the report then scores them")
+    return finals

@@ -1,0 +1,151 @@
+"""search.finalize on a small finished study: the greedy ensemble of its saved trials and the refit on
+train + valid are recorded on the study, and the report scores both on the test split against the
+TF-IDF reference; bad input is refused in one line with nothing written."""
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from search._cli import run_main
+from search._final import read_ensemble, read_refit
+from search._final._ensemble import greedy_selection
+from search._final._refit import refit_epochs
+from search.finalize import main
+from search.record import TrialRecord
+from tests.clihelpers import assert_refused, run_cli, snapshot
+
+RESAMPLES = 50
+
+
+def _copy(studies: Path, tmp: Path) -> str:
+    with sqlite3.connect(studies / "studies.db") as src, sqlite3.connect(tmp / "studies.db") as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    shutil.copytree(studies / "studies_artifacts", tmp / "studies_artifacts")
+    return f"sqlite:///{tmp / 'studies.db'}"
+
+
+# -- greedy forward selection -------------------------------------------------------------------------------
+
+def _labels(n: int = 400, k: int = 6, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, k)) < 0.3).astype(np.uint8)
+
+
+def _noisy(y: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(y * 0.6 + 0.2 + rng.normal(0, noise, y.shape), 0, 1)
+
+
+def test_selection_starts_from_the_best_single_model_and_adds_what_helps() -> None:
+    y = _labels()
+    probs = {0: _noisy(y, 0.30, 1), 1: _noisy(y, 0.25, 2), 2: _noisy(y, 0.30, 3)}
+    selection = greedy_selection(y, probs)
+    from search.metrics import tune_threshold
+
+    singles = {k: tune_threshold(y, p)[1] for k, p in probs.items()}
+    assert selection.members[0] == max(singles, key=lambda k: singles[k]) == selection.best_single
+    assert selection.best_single_valid_micro_f1 == pytest.approx(singles[1])
+    # independent errors average out: the ensemble is better than any member on validation
+    assert len(set(selection.members)) > 1
+    assert selection.valid_micro_f1 > max(singles.values())
+    assert list(selection.steps) == sorted(selection.steps) and selection.steps[-1] == selection.valid_micro_f1
+
+
+def test_selection_stops_when_nothing_improves_and_respects_max_size() -> None:
+    y = _labels()
+    perfect = y.astype(np.float64)
+    selection = greedy_selection(y, {0: _noisy(y, 0.3, 1), 7: perfect})
+    assert selection.members == (7,) and selection.valid_micro_f1 == 1.0
+    capped = greedy_selection(y, {k: _noisy(y, 0.3, k) for k in range(5)}, max_size=2)
+    assert len(capped.members) <= 2
+
+
+def test_selection_refuses_mismatched_shapes() -> None:
+    y = _labels()
+    with pytest.raises(ValueError, match="shape"):
+        greedy_selection(y, {0: _noisy(y, 0.3, 1), 1: np.zeros((3, 3))})
+    with pytest.raises(ValueError, match="at least one"):
+        greedy_selection(y, {})
+
+
+def test_refit_epochs_round_the_best_report_to_whole_epochs() -> None:
+    assert refit_epochs(TrialRecord(best_epoch=2.75), 8) == 3
+    assert refit_epochs(TrialRecord(best_epoch=0.25), 8) == 1
+    assert refit_epochs(TrialRecord(), 8) == 8
+
+
+# -- the command, end to end --------------------------------------------------------------------------------
+
+def test_finalize_records_ensemble_and_refit_and_the_report_scores_them(studies: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    url = _copy(studies, tmp_path)
+    assert run_main(main, ["--study", "attn", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of" in out and "refit of trial" in out
+    study = optuna.load_study(study_name="attn", storage=url)
+    ensemble, refit = read_ensemble(study), read_refit(study)
+    assert ensemble is not None and refit is not None
+    saved = {t.number for t in study.trials if TrialRecord.from_trial(t).model_artifact_id}
+    assert set(ensemble.members) <= set(ensemble.candidates) <= saved
+    assert 0.0 <= ensemble.valid_micro_f1 <= 1.0 and ensemble.valid_micro_f1 >= ensemble.best_single_valid_micro_f1
+    assert refit.trial == study.best_trial.number
+    assert refit.train_documents == 64 + _valid_size(url)
+    assert refit.threshold == TrialRecord.from_trial(study.best_trial).threshold
+
+    from search.report import make_report
+
+    report = make_report("attn", storage=url, out=tmp_path / "report", resamples=RESAMPLES, log=lambda m: None)
+    kinds = [f.kind for f in report.finals]
+    assert kinds == ["ensemble", "refit"]
+    for final in report.finals:
+        assert 0.0 <= final.metrics["micro_f1"] <= 1.0
+        assert final.diff.estimate == pytest.approx(final.metrics["micro_f1"] - report.baseline.metrics["micro_f1"])
+        assert final.diff.low <= final.diff.estimate <= final.diff.high
+    text = report.markdown.read_text()
+    assert ensemble.name in text and refit.name in text and "Of the final models" in report.verdict
+    assert report.baseline.input == "raw text"
+
+
+def _valid_size(url: str) -> int:
+    from search._study import read_study
+    from search.data import load_dataset
+    from storage import create_storage
+
+    config = read_study(create_storage(url), "attn").config
+    return len(load_dataset(config.data, config.data_settings()).x_valid)
+
+
+def test_report_without_final_models_says_how_to_make_them(studies: Path, tmp_path: Path) -> None:
+    from search.report import make_report
+
+    url = _copy(studies, tmp_path)
+    report = make_report("attn", storage=url, out=tmp_path / "report", resamples=RESAMPLES, log=lambda m: None)
+    assert report.finals == []
+    assert any("python -m search.finalize --study attn" in n for n in report.notes)
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--study", "nope"], ["study 'nope'", "no such study"]),
+    (["--study", "attn", "--no-ensemble", "--no-refit"], ["--no-ensemble", "nothing to do"]),
+    (["--study", "attn", "--candidates", "0"], ["--candidates", "expected a number of trials"]),
+])
+def test_finalize_refuses_bad_input_writing_nothing(studies: Path, tmp_path: Path, argv: list[str],
+                                                    needles: list[str]) -> None:
+    url = _copy(studies, tmp_path)
+    before = snapshot(tmp_path)
+    result = run_cli("search.finalize", *argv, "--storage", url, cwd=tmp_path)
+    assert_refused(result, *needles)
+    assert snapshot(tmp_path) == before
+
+
+def test_finalize_refuses_a_missing_store(tmp_path: Path) -> None:
+    result = run_cli("search.finalize", "--study", "attn", "--storage", f"sqlite:///{tmp_path / 'none.db'}",
+                     cwd=tmp_path)
+    assert_refused(result, "none.db")
+    assert not (tmp_path / "none.db").exists()
