@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.config import DEFAULT_TRIALS, RunConfig, defines_study, flag_of
+from search.config import BUDGETED_TRIALS, DEFAULT_TRIALS, RunConfig, defines_study, flag_of
 from search.errors import ModelConfigError, StudyConfigError
 from search.model import resolve_params
 from spaces import SearchSpace
@@ -171,8 +171,9 @@ def open_study(storage: optuna.storages.BaseStorage, stored: StoredStudy, space:
 
 
 def trial_target(config: RunConfig, space: SearchSpace, context: Mapping[str, Any]) -> int:
-    """Finished trials the study aims at: ``--trials``, else the space's own count, else the default."""
-    return config.trials or space.n_trials(context) or DEFAULT_TRIALS
+    """Finished trials the study aims at: ``--trials``, else the space's own count, else as many as its
+    ``--timeout`` allows, else the default."""
+    return config.trials or space.n_trials(context) or (BUDGETED_TRIALS if config.timeout else DEFAULT_TRIALS)
 
 
 def count_trials(study: optuna.Study, states: tuple[TrialState, ...] = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -19,13 +19,20 @@ if TYPE_CHECKING:
     from search.data import DataSettings
 
 __all__ = ["RunConfig", "PRUNERS", "SAMPLERS", "DEFAULT_MEMORY_BUDGET_BYTES", "DEFAULT_TRIALS", "PREDICT_BATCH",
+           "DEFAULT_BUDGET_SECONDS", "BUDGETED_TRIALS",
            "AUTO_REPORT_DOCUMENTS",
            "flag_of", "defines_study"]
 
 PRUNERS = ("hyperband", "median", "sha", "none")
 SAMPLERS = ("tpe", "random", "grid")
-#: Finished trials a study aims at when neither ``--trials`` nor its space (a fixed design) says.
+#: Finished trials a study aims at when neither ``--trials``, ``--timeout`` nor its space (a fixed design) says.
 DEFAULT_TRIALS = 12
+#: The launcher's wall-clock budget for an open-ended study given neither ``--trials`` nor ``--timeout``:
+#: on the 2-core CPU this buys about eight full-data trials of the ``attn`` space, its strong start
+#: included (see the README's results), and the search ends with a model better than the TF-IDF reference.
+DEFAULT_BUDGET_SECONDS = 1200.0
+#: The trial target of a run bounded by its time budget alone: never the limit that ends it.
+BUDGETED_TRIALS = 100_000
 #: Documents per batch when a trial or the report predicts a whole split: larger than any training batch,
 #: since prediction keeps no gradients, and small enough for the largest attention model on a GPU.
 PREDICT_BATCH = 512
@@ -53,8 +60,8 @@ class RunConfig:
     data: str = _setting("--data", default="debtags50")
     vocab_size: int = _setting("--vocab-size", default=20000)
     max_len: int = _setting("--max-len", default=128)
-    limit: int | None = _setting("--limit", default=3000)
-    epochs: int = _setting("--epochs", default=4)
+    limit: int | None = _setting("--limit", default=None)
+    epochs: int = _setting("--epochs", default=8)
     seed: int = _setting("--seed", default=0)
     pruner: str = _setting("--pruner", default="hyperband")
     sampler: str = _setting("--sampler", default="tpe")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import multiprocessing as mp
 import os
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from search._cli import CliParser, HelpFormatter, parse_key_values, run_main
-from search.config import DEFAULT_TRIALS, PRUNERS, SAMPLERS, RunConfig
+from search.config import BUDGETED_TRIALS, DEFAULT_BUDGET_SECONDS, DEFAULT_TRIALS, PRUNERS, SAMPLERS, RunConfig
 from search.errors import StudyConfigError
 from search.record import INTERRUPTED_REASON, TrialRecord
 
@@ -68,10 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="storage URL (default: $OPTUNA_STORAGE, else sqlite:///studies.db)")
     p.add_argument("--data", default="debtags50", help="bundled dataset name or a .npz/.csv/.jsonl path")
     p.add_argument("--trials", type=int, default=None,
-                   help=f"finished (complete or pruned) trials to reach (default {DEFAULT_TRIALS}; "
-                        "fixed designs: their own count); may change when resuming")
+                   help=f"finished (complete or pruned) trials to reach (default: as many as --timeout allows, "
+                        f"else {DEFAULT_TRIALS}; fixed designs: their own count); may change when resuming")
     p.add_argument("--timeout", type=float, default=None,
-                   help="each worker stops starting new trials after this many seconds; may change when resuming")
+                   help="the run's wall-clock budget in seconds: workers start no trial after it and stop a "
+                        "running one at its next report (it keeps its best report); default "
+                        f"{DEFAULT_BUDGET_SECONDS:.0f} for an open-ended study given no --trials; may change when "
+                        "resuming")
     p.add_argument("--epochs", type=int, default=RunConfig.epochs,
                    help="maximum epochs per trial")
     p.add_argument("--report-every", type=int, default=RunConfig.report_every, metavar="DOCS",
@@ -82,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reports without a better tuned validation micro-F1 after which a trial stops by itself; "
                         "default: two epochs' worth; 0: never")
     p.add_argument("--limit", type=int, default=RunConfig.limit,
-                   help="use only the first N training documents (0: all)")
+                   help="use only the first N training documents (default, or 0: all of them)")
     p.add_argument("--max-len", type=int, default=RunConfig.max_len, help="tokens per document")
     p.add_argument("--vocab-size", type=int, default=RunConfig.vocab_size, help="vocabulary size")
     p.add_argument("--pruner", choices=PRUNERS, default=None,
@@ -305,6 +309,26 @@ def _summary(study: optuna.Study, top: int = 5) -> str:
     return "\n".join(lines)
 
 
+def _against_reference(study: optuna.Study, config: RunConfig) -> str:
+    """The best trial's validation micro-F1 beside the TF-IDF reference's on the same documents, so the
+    user sees at once whether the search earned its keep (the reference takes under a minute here)."""
+    from optuna.trial import TrialState
+
+    from search.reference import fit_reference
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    reference = fit_reference(config.data, config.data_settings())
+    line = (f"TF-IDF + logistic regression ({reference.input}, the reference): validation micro-F1 "
+            f"{reference.valid_micro_f1:.4f}")
+    if not done:
+        return line
+    best = max(done, key=lambda t: float(t.value or 0.0))
+    gap = float(best.value or 0.0) - reference.valid_micro_f1
+    verdict = "better than the reference" if gap > 0 else "not better than the reference"
+    return (f"{line}; best trial {best.number}: {best.value:.4f} ({gap * 100:+.1f} points, {verdict}; "
+            f"python -m search.report --study {study.study_name} scores both on the test split)")
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -435,6 +459,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if space.name == ABLATION:
             options["source_study"] = _source_study(reader, args.from_study, url)
         context = space.prepare(None, **options)
+    if args.timeout is None and args.trials is None:
+        # Neither a trial count nor a budget given: an open-ended search gets the default budget, so
+        # the main command ends in a known time on the whole training split.
+        known = context if context is not None else read_study(reader, args.study).context if reader else {}
+        if space.n_trials(known) is None:
+            config = dataclasses.replace(config, timeout=DEFAULT_BUDGET_SECONDS)
     storage = reader if reader is not None else open_store()
     try:
         study, created = prepare_study(storage, config, space, dataset.fingerprint, context=context)
@@ -442,9 +472,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(2.0)
         study, created = prepare_study(storage, config, space, dataset.fingerprint, context=context)
     target = trial_target(config, space, read_study(storage, args.study).context)
+    goal = (f"until its {config.timeout / 60:g}-minute budget (--timeout {config.timeout:g})"
+            if target >= BUDGETED_TRIALS and config.timeout else f"target {target} finished trials")
     print(f"{'created' if created else 'resuming'} study '{args.study}' (space {space.name} v{space.version}) "
           f"in {mask_url(url)}; data {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_valid)} valid "
-          f"documents, {dataset.n_labels} labels; target {target} finished trials", flush=True)
+          f"documents, {dataset.n_labels} labels; {goal}", flush=True)
     if not hypermodel:  # a hypermodel builds its own embedding
         embedding_matrix_for(dataset, config.embedding_dim)  # trained once here, cached for every worker
 
@@ -459,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         children.append(_Child(i, gpu, worker_argv))
     code = _run_children(children, args, study, target)
     print(_summary(study), flush=True)
+    if not hypermodel:
+        print(_against_reference(study, config), flush=True)
     given = args.storage is not None or "OPTUNA_STORAGE" in os.environ
     storage_flag = f" --storage '{mask_url(url)}'" if given else ""
     print(f"open the dashboard: python -m search.dashboard{storage_flag}", flush=True)
@@ -492,7 +526,8 @@ def _run_children(children: list[_Child], args: argparse.Namespace, study: optun
     if not args.no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=target, desc=f"study {watched.study_name}", unit="trial", file=sys.stderr,
+        bar = tqdm(total=None if target >= BUDGETED_TRIALS else target, desc=f"study {watched.study_name}",
+                   unit="trial", file=sys.stderr,
                    initial=min(count_trials(watched), target), dynamic_ncols=True)
     last = [0.0]
 

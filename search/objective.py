@@ -40,7 +40,9 @@ class ValidationF1(keras.callbacks.Callback):
     With a ``trial``, each report goes to its pruner (step: the report's number, so the pruner's resource
     is reports, a fixed number of training documents each) and a pruned trial stops at once; with
     ``patience`` > 0, a trial whose tuned micro-F1 has not improved for that many reports stops by itself
-    (:attr:`stopped_early` says why). Why our own callback and not optuna-integration's
+    (:attr:`stopped_early` says why), and so does a trial still training when the run's ``deadline``
+    (a ``time.monotonic()`` value: the end of ``--timeout``) has passed: the budget bounds the run's
+    wall time, not only when its last trial starts. Why our own callback and not optuna-integration's
     ``KerasPruningCallback``: that one reports at epoch ends only, and a full-data epoch is long.
 
     An epoch whose training loss is not finite fails the trial with that reason (Keras'
@@ -50,8 +52,9 @@ class ValidationF1(keras.callbacks.Callback):
 
     def __init__(self, x_valid: np.ndarray, y_valid: np.ndarray, *, any_length: bool = False,
                  reports_per_epoch: int = 1, patience: int = 0, trial: optuna.trial.BaseTrial | None = None,
-                 on_report: Callable[[dict], None] | None = None) -> None:
+                 on_report: Callable[[dict], None] | None = None, deadline: float | None = None) -> None:
         super().__init__()
+        self.deadline = deadline
         self.x_valid, self.y_valid, self.any_length = x_valid, y_valid, any_length
         self.reports_per_epoch, self.patience, self.trial = reports_per_epoch, patience, trial
         self.on_report = on_report
@@ -114,10 +117,14 @@ class ValidationF1(keras.callbacks.Callback):
                 raise optuna.TrialPruned(f"at report {step} (epoch {shown}): tuned val micro-F1 {row[MONITOR]:.4f}")
         assert self.best is not None
         since_best = step - int(self.best["report"])
+        best = f"best {self.best[MONITOR]:.4f} at epoch {self.best['epoch']}"
         if self.patience and since_best >= self.patience:
-            best = f"best {self.best[MONITOR]:.4f} at epoch {self.best['epoch']}"
             self.stopped_early = (f"stopped early at report {step} (epoch {shown}): no better tuned val micro-F1 "
                                   f"in {self.patience} reports ({best})")
+            self.model.stop_training = True
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stopped_early = (f"stopped at report {step} (epoch {shown}): the run's time budget (--timeout) "
+                                  f"ran out ({best})")
             self.model.stop_training = True
         return row
 
@@ -138,8 +145,9 @@ class Objective:
 
     def __init__(self, config: RunConfig, space: SearchSpace, context: Mapping[str, Any], dataset: Dataset,
                  embedding_matrix: np.ndarray | None, artifact_store: Any | None = None,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, deadline: float | None = None) -> None:
         self.config, self.space, self.context = config, space, context
+        self.deadline = deadline  # time.monotonic() at which a running trial stops at its next report
         self.dataset, self.embedding_matrix = dataset, embedding_matrix
         self.artifact_store = artifact_store
         self.log = log
@@ -215,7 +223,7 @@ class Objective:
 
         validation = ValidationF1(self.dataset.x_valid, self.dataset.y_valid, any_length=built.any_length,
                                   reports_per_epoch=reports, patience=self.config.early_stopping_patience(n_train),
-                                  trial=trial, on_report=on_report)
+                                  trial=trial, on_report=on_report, deadline=self.deadline)
         callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN(), validation]
         try:
             self.space.fit(built, self.dataset.x_train, self.dataset.y_train.astype("float32"),
@@ -291,19 +299,22 @@ class Objective:
 # The report needs every ablation model (paired bootstrap over seeds) and, for a study without an
 # ablation, the best model of each attention position (best with vs best without attention).
 SAVE_EVERY_MODEL_SPACES = frozenset({"ablation"})
+#: A trial whose value is among the study's this-many best so far saves its model: the candidates the
+#: final ensemble (``search.finalize``) selects its members from.
+ENSEMBLE_CANDIDATES = 8
 
 
 def _worth_saving(trial: optuna.Trial, value: float, space_name: str) -> bool:
-    """Save when the space keeps every model, or the trial is the best so far of the study or of its
-    attention position."""
+    """Save when the space keeps every model, or the trial is among the study's
+    :data:`ENSEMBLE_CANDIDATES` best so far, or the best so far of its attention position."""
     if space_name in SAVE_EVERY_MODEL_SPACES:
         return True
     done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     position = TrialRecord.from_trial(trial).attention_position
     values = [(t.value, TrialRecord.from_trial(t).attention_position) for t in done if t.value is not None]
-    best = max((v for v, _ in values), default=-math.inf)
+    better = sum(1 for v, _ in values if v > value)
     best_here = max((v for v, p in values if position is not None and p == position), default=-math.inf)
-    return value >= best or value >= best_here
+    return better < ENSEMBLE_CANDIDATES or value >= best_here
 
 
 def _position(params: Mapping[str, Any], diagnostics: Mapping[str, Any]) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from search._cli import CliParser, run_main
@@ -52,9 +53,10 @@ def run_worker(identity: WorkerIdentity, *, trials: int | None = None, timeout: 
     target = trials or trial_target(config, setup.space, setup.context)
     # Optuna logs every failed trial with its traceback at WARNING; the objective logs one line instead.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    budget = config.timeout if timeout is None else timeout
     objective = Objective(config, setup.space, setup.context, setup.dataset, setup.embedding, setup.artifacts,
-                          log=setup.log)
-    run_objective(setup.study, objective, target=target, timeout=config.timeout if timeout is None else timeout,
+                          log=setup.log, deadline=None if budget is None else time.monotonic() + budget)
+    run_objective(setup.study, objective, target=target, timeout=budget,
                   log=setup.log, stop=stop, parent_pid=identity.parent_pid)
     return 0
 

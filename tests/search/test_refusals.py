@@ -40,7 +40,8 @@ def build(hp):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with ``studies.db``: study ``attn`` (made as the launcher makes it) with one complete trial."""
+    """A folder with ``studies.db``: study ``attn`` (made as the launcher makes it: its three strong-start
+    trials waiting in the queue) and one complete trial."""
     from search._study import prepare_study
     from search.config import RunConfig
     from spaces import get_space
@@ -203,7 +204,7 @@ EXISTING = {  # run in the store's folder: the store is read, and left byte-for-
     "launch-ablation-unknown": (["search.launch", "--study", "abl", "--space", "ablation", "--from-study", "nothing",
                                  *TINY], ["--from-study", "'nothing'", "no such study", "studies there: attn"]),
     "launch-replay-trial": (["search.launch", "--study", "attn", "--replay", "99", *TINY],
-                            ["--replay", "no trial 99", "from 0 to 0"]),
+                            ["--replay", "no trial 99", "from 0 to 3"]),
     "launch-replay-study": (["search.launch", "--study", "nope", "--space", "attn", "--replay", "0", *TINY],
                             ["study 'nope'", "no such study"]),
     "worker-study": (["search.worker", "--study", "nope"], ["study 'nope'", "no such study"]),

@@ -93,11 +93,45 @@ def test_user_fixed_position_decides_the_condition(suggest: Suggest) -> None:
 
 
 @pytest.mark.parametrize("name", ["attn", "baseline"])
-def test_open_ended_and_nothing_enqueued(name: str, suggest: Suggest) -> None:
+def test_open_ended(name: str) -> None:
+    space = get_space(name)
+    assert space.n_trials({}) is None
+    assert space.prepare(None) == {}
+
+
+def test_baseline_enqueues_nothing() -> None:
     import optuna
 
-    space = get_space(name)
     study = optuna.create_study()
-    assert space.n_trials({}) is None
-    assert space.enqueue(study, {}) == 0 and study.trials == []
-    assert space.prepare(None) == {}
+    assert get_space("baseline").enqueue(study, {}) == 0 and study.trials == []
+
+
+def test_attn_starts_with_its_strong_configurations_in_order() -> None:
+    """Each enqueued configuration is a point of the space (every value one the space can suggest), and
+    the first trials run exactly them: without attention, and with it, so TPE learns from both."""
+    import optuna
+
+    from spaces.attn import STRONG_START
+
+    space = AttnSpace()
+    study = optuna.create_study()
+    assert space.enqueue(study, {}) == len(STRONG_START) >= 2
+    assert {p["attention_position"] for p in STRONG_START} >= {"none", "rnn"}
+    for expected in STRONG_START:
+        trial = study.ask()
+        params = space.suggest(trial, {})
+        assert {k: params[k] for k in expected} == dict(expected)
+        assert set(trial.params) == set(expected)  # nothing left to the sampler, nothing extra
+        study.tell(trial, 0.5)
+
+
+def test_attn_strong_start_leaves_user_fixed_parameters_alone() -> None:
+    import optuna
+
+    space = AttnSpace()
+    study = optuna.create_study()
+    context = {"fixed": {"hidden_units": 32}}
+    space.enqueue(study, context)
+    trial = study.ask()
+    params = space.suggest(trial, context)
+    assert params["hidden_units"] == 32 and "hidden_units" not in trial.params
