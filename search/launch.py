@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -373,6 +373,15 @@ def _run_config(args: argparse.Namespace, space: SearchSpace) -> RunConfig:
                      grace_period=args.grace_period, report_every=args.report_every, patience=args.patience)
 
 
+def with_default_budget(config: RunConfig, space: SearchSpace, context: Mapping[str, Any]) -> RunConfig:
+    """Neither a trial count nor a budget given: an open-ended search gets :data:`DEFAULT_BUDGET_SECONDS`,
+    so the main command ends in a known time on the whole training split. A fixed design (the ablation,
+    the seed's trials) runs its own count."""
+    if config.timeout is not None or config.trials is not None or space.n_trials(context) is not None:
+        return config
+    return dataclasses.replace(config, timeout=DEFAULT_BUDGET_SECONDS)
+
+
 def _check_replay(url: str, source: str, study_name: str, number: int) -> None:
     """Refuse a replay of a store, study or trial that does not exist, before a worker is started."""
     from search._study import read_study
@@ -459,12 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if space.name == ABLATION:
             options["source_study"] = _source_study(reader, args.from_study, url)
         context = space.prepare(None, **options)
-    if args.timeout is None and args.trials is None:
-        # Neither a trial count nor a budget given: an open-ended search gets the default budget, so
-        # the main command ends in a known time on the whole training split.
-        known = context if context is not None else read_study(reader, args.study).context if reader else {}
-        if space.n_trials(known) is None:
-            config = dataclasses.replace(config, timeout=DEFAULT_BUDGET_SECONDS)
+    known = context if context is not None else read_study(reader, args.study).context if reader else {}
+    config = with_default_budget(config, space, known)
     storage = reader if reader is not None else open_store()
     try:
         study, created = prepare_study(storage, config, space, dataset.fingerprint, context=context)

@@ -224,3 +224,22 @@ def test_interrupt_leaves_no_running_trial(tmp_path: Path) -> None:
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert failed and all("interrupted" in t.user_attrs.get("failure_reason", "") or
                           "stopped" in t.user_attrs.get("failure_reason", "") for t in failed)
+
+
+def test_an_open_ended_study_given_no_trials_nor_timeout_gets_the_default_budget() -> None:
+    from search._study import trial_target
+    from search.config import BUDGETED_TRIALS, DEFAULT_BUDGET_SECONDS, DEFAULT_TRIALS, RunConfig
+    from search.launch import with_default_budget
+    from spaces import get_space
+
+    attn, ablation = get_space("attn"), get_space("ablation")
+    plain = RunConfig(study="attn", space="attn")
+    budgeted = with_default_budget(plain, attn, {})
+    assert budgeted.timeout == DEFAULT_BUDGET_SECONDS and trial_target(budgeted, attn, {}) == BUDGETED_TRIALS
+    counted = RunConfig(study="attn", space="attn", trials=5)
+    assert with_default_budget(counted, attn, {}) == counted and trial_target(counted, attn, {}) == 5
+    timed = RunConfig(study="attn", space="attn", timeout=60.0)
+    assert with_default_budget(timed, attn, {}).timeout == 60.0
+    design = RunConfig(study="ablation", space="ablation")
+    assert with_default_budget(design, ablation, {"replicates": 3}).timeout is None
+    assert trial_target(RunConfig(study="attn", space="attn"), attn, {}) == DEFAULT_TRIALS

@@ -69,6 +69,21 @@ def test_a_trial_stops_itself_after_its_patience() -> None:
     assert record.best_epoch == 0.333 and trial.value == record.epochs[0]["val_micro_f1_tuned"]
 
 
+def test_a_trial_stops_at_its_next_report_once_the_budget_is_spent() -> None:
+    """The run's --timeout bounds its wall time: a trial still training when it has passed stops at its
+    next report (here the first), complete, with its best report as its value, and says why."""
+    import time
+
+    objective = _objective(epochs=3, report_every=64, patience=0)
+    objective.deadline = time.monotonic() - 1.0
+    trial = _run(objective)
+    assert trial.state == TrialState.COMPLETE
+    record = TrialRecord.from_trial(trial)
+    assert record.epochs is not None and len(record.epochs) == 1
+    assert record.early_stop_reason is not None and "time budget (--timeout) ran out" in record.early_stop_reason
+    assert trial.value == record.epochs[0]["val_micro_f1_tuned"]
+
+
 @pytest.mark.parametrize(("report_every", "patience", "documents", "expected"), [
     (None, None, 20961, (4, 8)),  # full debtags50: a report every ~5,000 documents, patience two epochs
     (None, None, 3000, (1, 2)),  # a short epoch reports once, at its end
