@@ -147,7 +147,7 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 raise stopper.failing
             return stopper.finished
         except Exception as exc:
-            if error_in_chain(exc, UpdateFinishedTrialError) is not None:
+            if error_in_chain(exc, UpdateFinishedTrialError) is not None or _told_a_finished_trial(exc):
                 # Another worker failed this trial as stale (its heartbeat came late, e.g. on a loaded
                 # machine) and re-queued it; Optuna then cannot record our result. The trial is accounted
                 # for: go on with the next one.
@@ -165,6 +165,14 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             log(f"storage error ({describe_storage_error(cause)}); retrying in {wait:.0f} s "
                 f"({errors}/{MAX_STORAGE_ERRORS})")
             time.sleep(wait)
+
+
+def _told_a_finished_trial(exc: BaseException) -> bool:
+    """Optuna's other form of the same race: the trial was failed as stale by another worker between our
+    objective's return and its ``tell`` ("Cannot tell a FAIL trial."), which ``optimize`` re-raises as an
+    internal assertion."""
+    cause = error_in_chain(exc, ValueError)
+    return cause is not None and str(cause).startswith("Cannot tell a ")
 
 
 def run_objective(study: optuna.Study, objective: RecordingObjective, *, target: int, timeout: float | None = None,

@@ -79,7 +79,9 @@ def test_two_cpu_workers_crashed_worker_restarted_and_its_trial_retried(tmp_path
     assert killed.params.items() <= retry.params.items()  # killed while sampling: the retry samples the rest
     assert "failure_reason" not in retry.user_attrs  # not inherited from the killed trial
     assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) >= 3
-    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    # what still waits is the space's strong start, never started (a cut-off trial is failed, not re-queued)
+    assert all(t.datetime_start is None for t in trials if t.state == TrialState.WAITING)
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
     records = [t.user_attrs["worker"] for t in trials]
     assert all(r["gpu"] is None and r["cuda_visible_devices"] == "" and r["device"] == "CPU" for r in records)
@@ -117,13 +119,15 @@ def test_gpus_0_0_pins_both_workers_to_gpu_0_and_sigterm_stops_them(tmp_path: Pa
     for index in (0, 1):  # both workers started, each on its "GPU 0"; a fallback is said only where it happens
         assert (f"[worker {index} gpu 0] GPU 0 requested but TensorFlow sees no GPU" in out) == (not gpu)
     trials = _study(db).get_trials()
-    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    # what still waits is the space's strong start, never started (a cut-off trial is failed, not re-queued)
+    assert all(t.datetime_start is None for t in trials if t.state == TrialState.WAITING)
     # A worker whose trial ends between the check above and the signal stops between trials instead, so
     # at least one (usually two) trials are cut off; every cut-off trial says why.
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(failed) >= 1 and all(t.user_attrs.get("failure_reason") for t in failed)
     pids = set()
-    for trial in trials:
+    for trial in (t for t in trials if t.state != TrialState.WAITING):
         worker = trial.user_attrs["worker"]
         assert worker["gpu"] == "0" and worker["cuda_visible_devices"] == "0"
         assert worker["devices"] == gpu and worker["device"] == (gpu[0] if gpu else "CPU")

@@ -69,7 +69,7 @@ def test_best_trial_is_rebuilt_and_scored(report: Report, studies: Path) -> None
     assert report.best.valid_micro_f1 == pytest.approx(best.value, abs=1e-3)
     for key in ("micro_f1", "macro_f1", "precision_at_5", "micro_auc", "macro_auc"):
         assert 0.0 <= report.best.metrics[key] <= 1.0
-    assert 0.0 <= report.baseline.metrics["micro_f1"] <= 1.0 and report.baseline.input == "token ids"
+    assert 0.0 <= report.baseline.metrics["micro_f1"] <= 1.0 and report.baseline.input == "raw text"
     rows = _table_rows(report.markdown.read_text(), (f"best trial {best.number} ({report.best.position})",))
     (cells,) = rows.values()
     assert cells[3] == f"{report.best.metrics['micro_f1']:.4f}" and cells[7] == f"{report.best.metrics['macro_auc']:.4f}"
@@ -89,7 +89,7 @@ def test_ablation_numbers(report: Report, studies: Path) -> None:
     for row in ablation.rows:
         values = [t.value for t in study.trials if t.params.get("attention_position") == row.position]
         assert row.seeds == 2 and row.valid.estimate == pytest.approx(np.mean(values))
-        assert row.valid.low < row.valid.estimate < row.valid.high
+        assert row.valid.low <= row.valid.estimate <= row.valid.high  # equal when both seeds score the same
         tests = [micro_f1(data.y_test, evals[(row.position, r)].test_prob, evals[(row.position, r)].threshold)
                  for r in (0, 1)]
         assert row.test.estimate == pytest.approx(np.mean(tests))
