@@ -170,6 +170,14 @@ def open_study(storage: optuna.storages.BaseStorage, stored: StoredStudy, space:
                              pruner=make_pruner(stored.config, reports_per_epoch))
 
 
+def check_data_fingerprint(study_name: str, expected: str | None, data: str, fingerprint: str) -> None:
+    """Refuse data whose fingerprint is not the one study ``study_name`` recorded (``expected``; None: a
+    study that recorded none), before anything reads it as the study's."""
+    if expected and fingerprint != expected:
+        raise StudyConfigError(f"was run on data with fingerprint {expected}, but '{data}' with its settings now "
+                               f"gives {fingerprint}; expected the same dataset file", source=f"study '{study_name}'")
+
+
 def trial_target(config: RunConfig, space: SearchSpace, context: Mapping[str, Any]) -> int:
     """Finished trials the study aims at: ``--trials``, else the space's own count, else as many as its
     ``--timeout`` allows, else the default."""

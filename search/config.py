@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from search.data import DataSettings
 
 __all__ = ["RunConfig", "PRUNERS", "SAMPLERS", "DEFAULT_MEMORY_BUDGET_BYTES", "DEFAULT_TRIALS", "PREDICT_BATCH",
-           "DEFAULT_BUDGET_SECONDS", "BUDGETED_TRIALS",
+           "DEFAULT_BUDGET_SECONDS", "BUDGETED_TRIALS", "ENSEMBLE_CANDIDATES",
            "AUTO_REPORT_DOCUMENTS",
            "flag_of", "defines_study"]
 
@@ -33,6 +33,9 @@ DEFAULT_TRIALS = 12
 DEFAULT_BUDGET_SECONDS = 1200.0
 #: The trial target of a run bounded by its time budget alone: never the limit that ends it.
 BUDGETED_TRIALS = 100_000
+#: A trial whose value is among the study's this-many best so far saves its model: the candidates the
+#: final ensemble (``search.finalize``) selects its members from.
+ENSEMBLE_CANDIDATES = 8
 #: Documents per batch when a trial or the report predicts a whole split: larger than any training batch,
 #: since prediction keeps no gradients, and small enough for the largest attention model on a GPU.
 PREDICT_BATCH = 512

@@ -21,14 +21,14 @@ PROG = "python -m search.finalize"
 
 def build_parser() -> argparse.ArgumentParser:
     from search._final._ensemble import MAX_SIZE
-    from search._final._finalize import CANDIDATES
+    from search.config import ENSEMBLE_CANDIDATES
 
     p = CliParser(prog=PROG, formatter_class=HelpFormatter, description=__doc__.split("\n\n")[1].strip())
     p.add_argument("--study", required=True, help="the finished study (e.g. attn)")
     p.add_argument("--storage", metavar="URL", help="storage URL (default: $OPTUNA_STORAGE, else sqlite:///studies.db)")
     p.add_argument("--artifacts", metavar="DIR", help="artifact folder with the saved models (default: as the "
                    "workers chose it: beside a SQLite file, else $SEARCH_ARTIFACTS_DIR or ./artifacts)")
-    p.add_argument("--candidates", type=int_in(1, None, "a number of trials (1 or more)"), default=CANDIDATES,
+    p.add_argument("--candidates", type=int_in(1, None, "a number of trials (1 or more)"), default=ENSEMBLE_CANDIDATES,
                    metavar="N", help="the best N complete trials with a saved model the ensemble selects from")
     p.add_argument("--ensemble-size", type=int_in(1, None, "a number of picks (1 or more)"), default=MAX_SIZE,
                    metavar="N", help="at most N picks (a trial picked twice weighs twice)")

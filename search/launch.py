@@ -36,6 +36,7 @@ from search.record import INTERRUPTED_REASON, TrialRecord
 if TYPE_CHECKING:
     import optuna
 
+    from search.data import Dataset
     from spaces import SearchSpace
 
 __all__ = ["main", "build_parser", "parse_gpus", "Supervisor", "describe_exit"]
@@ -309,7 +310,7 @@ def _summary(study: optuna.Study, top: int = 5) -> str:
     return "\n".join(lines)
 
 
-def _against_reference(study: optuna.Study, config: RunConfig) -> str:
+def _against_reference(study: optuna.Study, config: RunConfig, dataset: Dataset) -> str:
     """The best trial's validation micro-F1 beside the TF-IDF reference's on the same documents, so the
     user sees at once whether the search earned its keep (the reference takes under a minute here)."""
     from optuna.trial import TrialState
@@ -317,7 +318,7 @@ def _against_reference(study: optuna.Study, config: RunConfig) -> str:
     from search.reference import fit_reference
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    reference = fit_reference(config.data, config.data_settings())
+    reference = fit_reference(config.data, config.data_settings(), dataset=dataset)
     line = (f"TF-IDF + logistic regression ({reference.input}, the reference): validation micro-F1 "
             f"{reference.valid_micro_f1:.4f}")
     if not done:
@@ -497,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = _run_children(children, args, study, target)
     print(_summary(study), flush=True)
     if not hypermodel:
-        print(_against_reference(study, config), flush=True)
+        print(_against_reference(study, config, dataset), flush=True)
     given = args.storage is not None or "OPTUNA_STORAGE" in os.environ
     storage_flag = f" --storage '{mask_url(url)}'" if given else ""
     print(f"open the dashboard: python -m search.dashboard{storage_flag}", flush=True)

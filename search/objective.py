@@ -17,7 +17,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.config import PREDICT_BATCH, RunConfig
+from search.config import ENSEMBLE_CANDIDATES, PREDICT_BATCH, RunConfig
 from search.data import Dataset
 from search.errors import ModelConfigError, TrialFailure
 from search.metrics import micro_f1, tune_threshold
@@ -299,9 +299,6 @@ class Objective:
 # The report needs every ablation model (paired bootstrap over seeds) and, for a study without an
 # ablation, the best model of each attention position (best with vs best without attention).
 SAVE_EVERY_MODEL_SPACES = frozenset({"ablation"})
-#: A trial whose value is among the study's this-many best so far saves its model: the candidates the
-#: final ensemble (``search.finalize``) selects its members from.
-ENSEMBLE_CANDIDATES = 8
 
 
 def _worth_saving(trial: optuna.Trial, value: float, space_name: str) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 
 from search.metrics import tune_threshold
 
-__all__ = ["Selection", "average", "greedy_selection", "MIN_GAIN", "MAX_SIZE"]
+__all__ = ["Selection", "greedy_selection", "MIN_GAIN", "MAX_SIZE"]
 
 MIN_GAIN = 1e-4  # below a hundredth of a point, an extra member is noise on 4,494 validation documents
 MAX_SIZE = 10
@@ -60,7 +60,3 @@ def greedy_selection(y_valid: np.ndarray, probabilities: Mapping[int, np.ndarray
     return Selection(members=tuple(members), threshold=float(threshold), valid_micro_f1=float(score),
                      best_single=first, best_single_valid_micro_f1=float(singles[first][1]), steps=tuple(steps))
 
-
-def average(probabilities: Mapping[int, np.ndarray], members: tuple[int, ...]) -> np.ndarray:
-    """The ensemble's probabilities: the mean over ``members`` (repeats weigh more)."""
-    return np.mean([np.asarray(probabilities[m], dtype=np.float64) for m in members], axis=0)

@@ -10,7 +10,7 @@ import numpy as np
 
 from search._final._ensemble import MAX_SIZE, greedy_selection
 from search._final._record import FinalEnsemble, FinalRefit, write_final
-from search.config import PREDICT_BATCH
+from search.config import ENSEMBLE_CANDIDATES, PREDICT_BATCH
 from search.errors import StudyConfigError
 from search.record import TrialRecord
 
@@ -18,11 +18,7 @@ if TYPE_CHECKING:
     from search.config import RunConfig
     from search.data import Dataset
 
-__all__ = ["Finalized", "finalize_study", "CANDIDATES"]
-
-#: Trials the ensemble selects from: the study's best complete trials with a saved model (the workers
-#: save the models of this many best trials, search.objective.ENSEMBLE_CANDIDATES).
-CANDIDATES = 8
+__all__ = ["Finalized", "finalize_study"]
 
 
 @dataclass
@@ -38,7 +34,7 @@ def _stderr(message: str) -> None:
 
 
 def finalize_study(study_name: str, *, storage: str | None = None, artifacts: str | None = None,
-                   ensemble: bool = True, refit: bool = True, candidates: int = CANDIDATES,
+                   ensemble: bool = True, refit: bool = True, candidates: int = ENSEMBLE_CANDIDATES,
                    max_size: int = MAX_SIZE, log: Callable[[str], None] = _stderr) -> Finalized:
     """Select the greedy ensemble of the study's saved top trials on the validation split and refit its
     best configuration on train + valid; record both on the study (:mod:`search._final._record`).
@@ -47,13 +43,13 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
     ensemble) no saved model; the test split is never read.
     """
     from search._serving._source import open_study_source
+    from search.report._store import complete_trials, trial_value
     from spaces import get_space
 
     source = open_study_source(study_name, storage)
     study, stored = source.study, source.stored
     config = stored.config
-    complete = sorted((t for t in study.get_trials(deepcopy=False) if t.value is not None
-                       and t.state.name == "COMPLETE"), key=lambda t: -float(t.value or 0.0))
+    complete = sorted(complete_trials(study), key=trial_value, reverse=True)
     if not complete:
         raise StudyConfigError("has no complete trial; expected a study search.launch has run",
                                source=f"study '{study_name}'")
@@ -113,13 +109,9 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
 
 def _study_data(study: Any, config: RunConfig) -> Dataset:
     """The study's train and valid splits; refused when the data is not what the study ran on."""
-    from search._study import FINGERPRINT_ATTR
+    from search._study import FINGERPRINT_ATTR, check_data_fingerprint
     from search.data import load_dataset
 
     dataset = load_dataset(config.data, config.data_settings())
-    expected = study.user_attrs.get(FINGERPRINT_ATTR)
-    if expected and dataset.fingerprint != expected:
-        raise StudyConfigError(f"was run on data with fingerprint {expected}, but '{config.data}' with its settings "
-                               f"now gives {dataset.fingerprint}; expected the same dataset file",
-                               source=f"study '{study.study_name}'")
+    check_data_fingerprint(study.study_name, study.user_attrs.get(FINGERPRINT_ATTR), config.data, dataset.fingerprint)
     return dataset

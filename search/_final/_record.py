@@ -6,7 +6,7 @@ are the trials' own saved models, named by trial number.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -51,7 +51,6 @@ class FinalRefit:
     artifact_id: str
     train_documents: int
     seconds: float
-    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -64,7 +63,7 @@ def _read(study: optuna.Study, attr: str, cls: type) -> Any:
         return None
     names = {f.name for f in dataclasses.fields(cls)}
     try:
-        values = {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in raw.items() if k in names}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names}
         return cls(**values)
     except TypeError as exc:
         raise StudyConfigError(f"user attribute {attr} is not what search.finalize writes ({exc}); expected "

@@ -69,5 +69,4 @@ def refit_best(study: optuna.Study, trial: FrozenTrial, *, config: Any, space: A
         built.model.save(path)
         artifact_id = upload_artifact(artifact_store=artifact_store, file_path=path, study_or_trial=study)
     return FinalRefit(trial=trial.number, epochs=epochs, threshold=float(record.threshold), artifact_id=artifact_id,
-                      train_documents=len(x), seconds=round(seconds, 1),
-                      params=dict(trial.params))
+                      train_documents=len(x), seconds=round(seconds, 1))

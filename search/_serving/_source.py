@@ -6,13 +6,12 @@ that does not exist or has no saved model, a study without a final model, data t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search._study import FINGERPRINT_ATTR, StoredStudy, read_study
+from search._study import FINGERPRINT_ATTR, StoredStudy, check_data_fingerprint, read_study
 from search.errors import StudyConfigError
 from search.record import MODEL_ARTIFACT_ID, TrialRecord
 
@@ -99,11 +98,8 @@ def load_study_data(source: StudySource) -> Any:
                                "new text into ids; expected a study on debtags50 or a .csv/.jsonl text file",
                                source=f"study '{source.name}'")
     dataset = load_dataset(config.data, config.data_settings())
-    expected = source.study.user_attrs.get(FINGERPRINT_ATTR)
-    if expected and dataset.fingerprint != expected:
-        raise StudyConfigError(f"was run on data with fingerprint {expected}, but '{config.data}' with its settings "
-                               f"now gives {dataset.fingerprint}; expected the same dataset file",
-                               source=f"study '{source.name}'")
+    check_data_fingerprint(source.name, source.study.user_attrs.get(FINGERPRINT_ATTR), config.data,
+                           dataset.fingerprint)
     if not dataset.vocabulary:
         raise StudyConfigError("its dataset has no vocabulary; expected text data", source=f"study '{source.name}'")
     return dataset
@@ -111,14 +107,10 @@ def load_study_data(source: StudySource) -> Any:
 
 def validation_texts(source: StudySource) -> list[str]:
     """The validation split's raw texts, in the order of the dataset's ``x_valid`` (as the loader reads them)."""
-    from search.data import resolve_source
-    from search.data._textfiles import assign_splits, read_bundled, read_text_file
+    from search.data import load_texts
 
     config = source.stored.config
-    kind, path = resolve_source(config.data)
-    if kind == "bundled":
-        records, _ = read_bundled(path)
-    else:
-        records = read_text_file(Path(path))
-        assign_splits(records, config.data_settings().split_seed, str(path))
-    return [r.text for r in records if r.split == "valid"]
+    texts = load_texts(config.data, config.data_settings())
+    if texts is None:  # load_study_data refuses token-id data before an export gets here
+        raise StudyConfigError(f"was run on token ids ('{config.data}'), not text", source=f"study '{source.name}'")
+    return texts["valid"]

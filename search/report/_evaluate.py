@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial
 
+from search._study import check_data_fingerprint
 from search.config import PREDICT_BATCH
 from search.errors import InputError, StudyConfigError
 from search.metrics import evaluate, micro_f1, per_label_f1
@@ -51,10 +52,7 @@ def load_split_data(config: Any, expected_fingerprint: str | None) -> Any:
     from search.data import load_dataset
 
     dataset = load_dataset(config.data, config.data_settings(), include_test=True)
-    if expected_fingerprint and dataset.fingerprint != expected_fingerprint:
-        raise StudyConfigError(
-            f"was run on data with fingerprint {expected_fingerprint}, but '{config.data}' with its settings now "
-            f"gives {dataset.fingerprint}; expected the same dataset file", source=f"study '{config.study}'")
+    check_data_fingerprint(config.study, expected_fingerprint, config.data, dataset.fingerprint)
     if dataset.x_test is None or len(dataset.x_test) == 0:
         raise StudyConfigError("has no test split", source=f"dataset '{config.data}'")
     return dataset
