@@ -149,3 +149,35 @@ def test_finalize_refuses_a_missing_store(tmp_path: Path) -> None:
                      cwd=tmp_path)
     assert_refused(result, "none.db")
     assert not (tmp_path / "none.db").exists()
+
+
+def _study_like_attn(url: str, name: str, *, value: float | None) -> None:
+    """Study ``name`` with attn's stored settings and one trial: complete without a saved model (``value``)
+    or pruned (``value`` None)."""
+    from storage import close_storage, create_storage
+
+    storage = create_storage(url)
+    try:
+        attn = optuna.load_study(study_name="attn", storage=storage)
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+        for key, stored in attn.user_attrs.items():
+            if not key.startswith("final_"):
+                study.set_user_attr(key, stored)
+        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
+        study.add_trial(optuna.trial.create_trial(state=state, value=value))
+    finally:
+        close_storage(storage)  # the last connection: SQLite folds its write-ahead log into the file
+
+
+@pytest.mark.parametrize("name, value, needles", [
+    ("pruned-only", None, ["study 'pruned-only'", "has no complete trial"]),
+    ("no-models", 0.5, ["study 'no-models'", "has no saved model", "--no-ensemble"]),
+])
+def test_finalize_refuses_a_study_it_cannot_finalize(studies: Path, tmp_path: Path, name: str,
+                                                     value: float | None, needles: list[str]) -> None:
+    url = _copy(studies, tmp_path)
+    _study_like_attn(url, name, value=value)
+    before = snapshot(tmp_path)
+    result = run_cli("search.finalize", "--study", name, "--storage", url, cwd=tmp_path)
+    assert_refused(result, *needles)
+    assert snapshot(tmp_path) == before
