@@ -43,6 +43,12 @@ __all__ = ["main", "build_parser", "parse_gpus", "Supervisor", "describe_exit"]
 
 ABLATION = "ablation"  # the space that takes its parameters from --from-study
 STOP_GRACE_SECONDS = 60.0
+#: CPU workers without --workers: one, with the backend's pools over every core. Measured side by side
+#: on the 2-core machine (bench/cpu_workers.py, BENCHMARKS.md "CPU workers"): one pinned one-thread
+#: worker per core trained 0.83x as many documents in all for the no-attention strong start and 1.38x
+#: for label attention, and each of its whole-validation reports took longer: no clear gain, while one
+#: trial at a time gives the pruner and TPE every result sooner.
+DEFAULT_CPU_WORKERS = 1
 LAUNCHER_POOL_SIZE = 1  # the launcher only counts trials and fails a dead worker's trial
 
 
@@ -102,7 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GPU ids, one worker process each, e.g. 0,1,2,3 (repeat an id to run two trials on one "
                         "GPU: 0,0,1,1); each worker sees only its GPU (CUDA_VISIBLE_DEVICES)%(default).0s")
     p.add_argument("--workers", type=int, default=None,
-                   help="CPU worker processes, without --gpus (default 1)%(default).0s")
+                   help=f"CPU worker processes, without --gpus (default {DEFAULT_CPU_WORKERS}: one worker on every "
+                        "core; one per core was no faster on a 2-core machine, see the README)%(default).0s")
+    p.add_argument("--threads-per-worker", type=int, default=None, metavar="N",
+                   help="CPU workers: threads for each one's numerical work, each worker pinned to cores of its "
+                        "own (default: the cores divided among the workers, so they never oversubscribe "
+                        "them)%(default).0s")
     p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
                    help="Keras backend for the workers (default: $KERAS_BACKEND, else tensorflow)")
     p.add_argument("--max-restarts", type=int, default=3, help="restarts of a crashed worker before giving up")
@@ -434,9 +445,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if gpus is not None and args.workers is not None:
         raise StudyConfigError(f"got --gpus {args.gpus} and --workers {args.workers}; expected one of them "
                                "(--gpus starts one worker per listed id)", source="--workers")
-    workers = 1 if args.workers is None else args.workers
+    workers = DEFAULT_CPU_WORKERS if args.workers is None else args.workers
     if workers < 1:
         raise StudyConfigError(f"got {workers}; expected at least 1", source="--workers")
+    if args.threads_per_worker is not None and args.threads_per_worker < 1:
+        raise StudyConfigError(f"got {args.threads_per_worker}; expected at least 1", source="--threads-per-worker")
     if args.max_restarts < 0:
         raise StudyConfigError(f"got {args.max_restarts}; expected 0 or more", source="--max-restarts")
     # Every setting of the run goes into the study's run configuration, where each worker reads it.
@@ -487,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         embedding_matrix_for(dataset, config.embedding_dim)  # trained once here, cached for every worker
 
     slots: list[str | None] = list(gpus) if gpus else [None] * workers
+    placement = cpu_placement(len(slots), args.threads_per_worker, sorted(os.sched_getaffinity(0)),
+                              on_gpus=gpus is not None)
     children = []
     for i, gpu in enumerate(slots):
         # who the worker is; how it runs (target, timeout, heartbeats, ...) it reads from the study
@@ -494,6 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         worker_argv += ["--gpu", gpu] if gpu is not None else ["--cpu"]
         if args.backend:
             worker_argv += ["--backend", args.backend]
+        worker_argv += placement[i]
         children.append(_Child(i, gpu, worker_argv))
     code = _run_children(children, args, study, target)
     print(_summary(study), flush=True)
@@ -505,6 +521,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code == EXIT_INTERRUPTED:
         print(f"stopped; run the same command again to resume study '{args.study}'", file=sys.stderr)
     return code
+
+
+def cpu_placement(workers: int, threads: int | None, cores: Sequence[int], *, on_gpus: bool = False) -> list[list[str]]:
+    """Each worker's ``--threads``/``--cpus`` arguments: the machine's cores shared out among the workers.
+
+    One worker on a CPU machine gets no arguments: the backend's own pools already use every core (the
+    measured best here, see :data:`DEFAULT_CPU_WORKERS`). Several get ``threads`` each (default: the
+    cores divided among them, at least one), each pinned to cores of its own while that fits, so N
+    workers never run N times every core's worth of threads. GPU workers are left alone unless
+    ``threads`` is given: the GPU does their numerical work.
+    """
+    if (on_gpus and threads is None) or (workers == 1 and threads in (None, len(cores))):
+        return [[] for _ in range(workers)]
+    per = threads if threads is not None else max(1, len(cores) // workers)
+    if per * workers > len(cores):  # asked to oversubscribe: the threads, but no shared-out cores
+        return [["--threads", str(per)] for _ in range(workers)]
+    return [["--threads", str(per), "--cpus", ",".join(map(str, cores[i * per:(i + 1) * per]))]
+            for i in range(workers)]
 
 
 def _is_store(url: str) -> bool:

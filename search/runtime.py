@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["configure_process", "quiet_native_logging", "enable_memory_growth", "process_identity",
+__all__ = ["configure_process", "limit_cpu_threads", "quiet_native_logging", "enable_memory_growth", "process_identity",
            "environment_record", "seed_everything", "is_out_of_memory", "INHERIT_GPUS", "QUIET_ENVIRONMENT"]
 
 INHERIT_GPUS = "inherit"  # configure_process(gpu=INHERIT_GPUS): keep the CUDA_VISIBLE_DEVICES we were given
@@ -58,6 +58,27 @@ def configure_process(gpu: str | None, backend: str | None = None) -> None:
     quiet_native_logging()
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # memory growth, so two trials can share a GPU
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the same for the JAX backend
+
+
+def limit_cpu_threads(threads: int, cpus: set[int] | None = None) -> None:
+    """Run this process's numerical work on ``threads`` threads, on the CPUs ``cpus`` (default: all).
+
+    Must run before keras (and its backend) loads: TensorFlow, JAX's XLA and PyTorch size their thread
+    pools once, at start-up, from these variables and from the CPUs the process may run on. This is how
+    several one-thread workers share a CPU machine without oversubscribing it: each pinned to its own
+    core, each with pools of its own size, instead of every worker's pools sized for all the cores.
+    """
+    if threads < 1:
+        raise ValueError(f"got {threads} threads; expected at least 1")
+    if "keras" in sys.modules:
+        raise RuntimeError("limit_cpu_threads() must run before keras is imported")
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
 
 def enable_memory_growth() -> list[str]:
@@ -116,6 +137,9 @@ def environment_record() -> dict[str, Any]:
         "gpu": os.environ.get("CUDA_VISIBLE_DEVICES") or None,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "backend": keras.backend.backend(),
+        "cpus": sorted(os.sched_getaffinity(0)),  # the cores it ran on: a pinned CPU worker's own
+        "threads": int(os.environ["TF_NUM_INTRAOP_THREADS"]) if os.environ.get("TF_NUM_INTRAOP_THREADS", "").isdigit()
+        else None,
         "python": platform.python_version(),
         "keras": keras.__version__,
         "optuna": optuna.__version__,

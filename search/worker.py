@@ -73,6 +73,20 @@ def parse_gpu(text: str | None, source: str = "--gpu") -> str | None:
     return text
 
 
+def parse_cpus(text: str | None, source: str = "--cpus") -> tuple[int, ...] | None:
+    """CPU core ids such as ``0`` or ``2,3``: ones this process may run on."""
+    from search.errors import StudyConfigError
+
+    if text is None:
+        return None
+    ids = [p.strip() for p in text.split(",") if p.strip()]
+    allowed = os.sched_getaffinity(0)
+    if not ids or not all(i.isdigit() for i in ids) or not {int(i) for i in ids} <= allowed:
+        raise StudyConfigError(f"got '{text}'; expected comma-separated core ids among "
+                               f"{','.join(map(str, sorted(allowed)))}", source=source)
+    return tuple(sorted({int(i) for i in ids}))
+
+
 def build_parser() -> CliParser:
     parser = CliParser(prog="python -m search.worker", description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", required=True, help="study name (created by search.launch)")
@@ -84,6 +98,10 @@ def build_parser() -> CliParser:
     device.add_argument("--cpu", action="store_true", help="run on the CPU (hides every GPU)")
     parser.add_argument("--backend", default=None, choices=("tensorflow", "jax", "torch"),
                         help="Keras backend (else $KERAS_BACKEND, else tensorflow)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for the model's numerical work (default: the backend's own, every core)")
+    parser.add_argument("--cpus", default=None, metavar="LIST",
+                        help="run on these CPU cores only, e.g. 0 or 2,3 (default: every core it may use)")
     parser.add_argument("--trials", type=int, default=None,
                         help="stop when the study has this many finished trials (default: the study's target)")
     parser.add_argument("--timeout", type=float, default=None,
@@ -103,12 +121,15 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
     gpu = None if args.cpu else parse_gpu(args.gpu) if args.gpu is not None else INHERIT_GPUS
     if args.trials is not None and args.trials < 1:
         raise StudyConfigError(f"got {args.trials}; expected at least 1", source="--trials")
+    if args.threads is not None and args.threads < 1:
+        raise StudyConfigError(f"got {args.threads}; expected at least 1", source="--threads")
+    cpus = parse_cpus(args.cpus)
     if args.timeout is not None and not args.timeout > 0:
         raise StudyConfigError(f"got {args.timeout:g}; expected a positive number of seconds", source="--timeout")
     url = resolve_storage_url(args.storage)
     require_existing_store(url, source=storage_source(args.storage))  # a worker joins a study: it creates no store
-    identity = WorkerIdentity(study=args.study, storage_url=url, gpu=gpu,
-                              backend=args.backend, index=args.worker_index, parent_pid=args.parent_pid)
+    identity = WorkerIdentity(study=args.study, storage_url=url, gpu=gpu, backend=args.backend,
+                              threads=args.threads, cpus=cpus, index=args.worker_index, parent_pid=args.parent_pid)
     if args.replay is not None:
         setup = set_up(identity, heartbeats=False, artifacts=False, log=print, check=check_replay(args.replay))
         return replay_trial(setup, args.replay)

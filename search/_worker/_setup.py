@@ -33,6 +33,8 @@ class WorkerIdentity:
     storage_url: str
     gpu: str | None = INHERIT_GPUS  # an id, None (CPU only) or INHERIT_GPUS (CUDA_VISIBLE_DEVICES as given)
     backend: str | None = None  # the Keras backend, else $KERAS_BACKEND, else tensorflow
+    threads: int | None = None  # the backend's thread pools (None: its own default, every core)
+    cpus: tuple[int, ...] | None = None  # the cores it runs on (None: every core it may use)
     index: int = 0  # the launcher's number for this worker: its sampler stream
     parent_pid: int | None = None  # the launcher's pid: the worker stops once its parent is another
 
@@ -78,10 +80,12 @@ def set_up(identity: WorkerIdentity, *, heartbeats: bool = True, artifacts: bool
     checks. Everything that can refuse the worker's input runs before TensorFlow loads, so a refusal is
     one line, not one line after TensorFlow's start-up logging.
     """
-    from search.runtime import configure_process
+    from search.runtime import configure_process, limit_cpu_threads
 
     log = log or identity.log
-    configure_process(identity.gpu, identity.backend)  # before anything imports keras
+    if identity.threads is not None or identity.cpus is not None:  # before anything imports keras
+        limit_cpu_threads(identity.threads or len(identity.cpus or ()), set(identity.cpus or ()) or None)
+    configure_process(identity.gpu, identity.backend)
     from search.data import load_dataset
     from spaces import get_space
 

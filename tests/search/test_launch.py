@@ -254,3 +254,39 @@ def test_an_open_ended_study_given_no_trials_nor_timeout_gets_the_default_budget
     design = RunConfig(study="ablation", space="ablation")
     assert with_default_budget(design, ablation, {"replicates": 3}).timeout is None
     assert trial_target(RunConfig(study="attn", space="attn"), attn, {}) == DEFAULT_TRIALS
+
+
+def test_cpu_workers_share_out_the_cores_without_oversubscribing_them() -> None:
+    from search.launch import cpu_placement
+
+    assert cpu_placement(1, None, [0, 1]) == [[]]  # one worker: the backend's own pools on every core
+    assert cpu_placement(1, 2, [0, 1]) == [[]]
+    assert cpu_placement(2, None, [0, 1]) == [["--threads", "1", "--cpus", "0"], ["--threads", "1", "--cpus", "1"]]
+    assert cpu_placement(2, None, [4, 5, 6, 7]) == [["--threads", "2", "--cpus", "4,5"],
+                                                    ["--threads", "2", "--cpus", "6,7"]]
+    assert cpu_placement(1, 1, [0, 1]) == [["--threads", "1", "--cpus", "0"]]
+    # more threads than there are cores: the user's choice, but no worker is pinned on another's core
+    assert cpu_placement(3, None, [0, 1]) == [["--threads", "1"]] * 3
+    assert cpu_placement(2, 2, [0, 1]) == [["--threads", "2"]] * 2
+    assert cpu_placement(2, None, [0, 1], on_gpus=True) == [[], []]  # the GPU does their numerical work
+    assert cpu_placement(2, 1, [0, 1], on_gpus=True) == [["--threads", "1", "--cpus", "0"],
+                                                          ["--threads", "1", "--cpus", "1"]]
+
+
+def test_a_pinned_worker_process_runs_on_its_cores_with_pools_of_its_size() -> None:
+    code = ("import os, sys\n"
+            "from search.runtime import limit_cpu_threads\n"
+            "core = min(os.sched_getaffinity(0))\n"
+            "limit_cpu_threads(1, {core})\n"
+            "assert os.sched_getaffinity(0) == {core}, os.sched_getaffinity(0)\n"
+            "assert os.environ['TF_NUM_INTRAOP_THREADS'] == os.environ['OMP_NUM_THREADS'] == '1'\n"
+            "assert '--xla_cpu_multi_thread_eigen=false' in os.environ['XLA_FLAGS']\n"
+            "import keras\n"
+            "try:\n"
+            "    limit_cpu_threads(1)\n"
+            "except RuntimeError as exc:\n"
+            "    assert 'before keras is imported' in str(exc)\n"
+            "else:\n"
+            "    sys.exit('no refusal after keras loaded')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -98,7 +98,12 @@ VALUES = {
                 ["--timeout", "got -5", "expected a positive number"]),
     "from-study-unused": (["search.launch", "--study", "new", "--space", "attn", "--from-study", "attn"],
                           ["--from-study", "space attn", "expected it only with the ablation space"]),
+    "threads-per-worker": (["search.launch", "--study", "new", "--space", "attn", "--threads-per-worker", "0"],
+                           ["--threads-per-worker", "got 0", "expected at least 1"]),
     "worker-timeout": (["search.worker", "--study", "attn", "--timeout", "-5"], ["--timeout", "got -5"]),
+    "worker-threads": (["search.worker", "--study", "attn", "--threads", "0"], ["--threads", "got 0"]),
+    "worker-cpus": (["search.worker", "--study", "attn", "--cpus", "0,999"],
+                    ["--cpus", "got '0,999'", "expected comma-separated core ids among"]),
     "kerastuner-timeout": (["search.kerastuner", "--hypermodel", "x.py:build", "--study", "k", "--timeout", "-5"],
                            ["--timeout", "got -5"]),
 }

@@ -86,6 +86,11 @@ def test_two_cpu_workers_crashed_worker_restarted_and_its_trial_retried(tmp_path
     records = [t.user_attrs["worker"] for t in trials]
     assert all(r["gpu"] is None and r["cuda_visible_devices"] == "" and r["device"] == "CPU" for r in records)
     assert len({r["pid"] for r in records}) >= 2  # the killed worker and at least one other
+    if len(os.sched_getaffinity(0)) >= 2:  # two workers share out the cores: each pinned, one-thread pools
+        by_pid = {t.user_attrs["worker"]["pid"]: (tuple(t.user_attrs["worker"]["cpus"]),
+                                                    t.user_attrs["worker"]["threads"]) for t in trials}
+        assert {threads for _, threads in by_pid.values()} == {len(os.sched_getaffinity(0)) // 2}
+        assert len({cpus for cpus, _ in by_pid.values()}) == 2
 
 
 def _gpus_tensorflow_sees(cuda_visible_devices: str) -> list[str]:
