@@ -62,7 +62,8 @@ class BuiltModel:
 def build_model(
     params: Mapping[str, Any], shapes: InputShapes, *, memory_budget_bytes: int | None = None
 ) -> BuiltModel:
-    """Build and compile (binary cross-entropy, Adam(learning_rate)) the model ``params`` describe.
+    """Build and compile (binary cross-entropy; Adam(learning_rate), or AdamW with ``weight_decay`` > 0)
+    the model ``params`` describe.
 
     Raises :class:`~search.errors.ModelConfigError` for an unknown key or bad value, for shapes the params
     cannot be built for, and, before building anything, when the self-attention scores of one batch
@@ -75,7 +76,9 @@ def build_model(
 
     graph = _Graph(resolved, shapes)
     model = graph.build()
-    optimizer: keras.optimizers.Optimizer = keras.optimizers.Adam(learning_rate=resolved["learning_rate"])
+    optimizer: keras.optimizers.Optimizer = (
+        keras.optimizers.AdamW(learning_rate=resolved["learning_rate"], weight_decay=resolved["weight_decay"])
+        if resolved["weight_decay"] > 0 else keras.optimizers.Adam(learning_rate=resolved["learning_rate"]))
     if resolved["mixed_precision"]:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss="binary_crossentropy")

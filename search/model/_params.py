@@ -58,6 +58,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "conv_filters": 128,
     "batch_norm": False,  # rcnn: on the pooled features (or label vectors); residual_mha: in each block
     "learning_rate": 1e-3,
+    # Decoupled weight decay (AdamW) when > 0; 0: plain Adam, the seed's optimiser.
+    "weight_decay": 0.0,
     "attention_position": "none",
     "num_heads": 8,
     "key_dim": None,  # None: max(1, attended features // num_heads)
@@ -182,6 +184,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "conv_filters": _int_in(1),
     "batch_norm": _boolean,
     "learning_rate": _float_in(0.0, 10.0, low_open=True, high_open=False),
+    "weight_decay": _float_in(0.0, 1.0),
     "attention_position": _choice(ATTENTION_POSITIONS),
     "num_heads": _int_in(1),
     "key_dim": _optional_int(1),

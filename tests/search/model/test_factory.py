@@ -62,6 +62,19 @@ def test_the_seed_answer_architecture_trains_with_and_without_masking(
         assert len(model.losses) == 5  # L1 on the four attention kernels and the output kernel
 
 
+def test_weight_decay_compiles_adamw_and_zero_keeps_plain_adam(tiny_params_factory, tiny_shapes, tiny_data) -> None:
+    x, y = tiny_data
+    plain = build_model(tiny_params_factory(), tiny_shapes).model
+    assert type(plain.optimizer) is keras.optimizers.Adam
+    decayed = build_model(tiny_params_factory(weight_decay=0.01, learning_rate=0.002), tiny_shapes).model
+    assert isinstance(decayed.optimizer, keras.optimizers.AdamW)
+    assert decayed.optimizer.weight_decay == pytest.approx(0.01)
+    assert np.isfinite(decayed.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0).history["loss"][0])
+    with pytest.raises(ModelConfigError) as info:
+        build_model(tiny_params_factory(weight_decay=-0.1), tiny_shapes)
+    assert info.value.field == "weight_decay" and "got -0.1" in str(info.value)
+
+
 def test_lstms_stay_cudnn_eligible(tiny_params_factory, tiny_shapes) -> None:
     model = build_model(tiny_params_factory(rnn_layers=2, bidirectional=True), tiny_shapes).model
     lstms = [layer.forward_layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
