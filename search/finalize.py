@@ -1,10 +1,11 @@
 """``python -m search.finalize --study NAME``: the final models of a finished study.
 
 (a) The greedy ensemble of its best trials' saved models, selected on the validation split (forward
-selection over averaged probabilities, one global tuned threshold), and (b) its best configuration
-refit on train + validation for the trial's best number of epochs. Both are recorded on the study (the
-refit model as a study artifact); ``python -m search.report`` scores them on the test split beside the
-best single trial and the TF-IDF reference. Running it again replaces them. The test split is never read.
+selection over averaged probabilities, one global tuned threshold; the TF-IDF reference may join it),
+and (b) its best configuration refit on train + validation for the trial's best number of epochs. Both
+are recorded on the study (the refit model as a study artifact); ``python -m search.report`` scores them
+on the test split beside the best single trial and the TF-IDF reference. Running it again replaces them.
+The test split is never read.
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="N", help="the best N complete trials with a saved model the ensemble selects from")
     p.add_argument("--ensemble-size", type=int_in(1, None, "a number of picks (1 or more)"), default=MAX_SIZE,
                    metavar="N", help="at most N picks (a trial picked twice weighs twice)")
+    p.add_argument("--no-reference", action="store_true", help="the ensemble selects from the deep trials only "
+                   "(default: the TF-IDF + logistic regression reference is a candidate too, picked when it raises "
+                   "the validation score)")
     p.add_argument("--no-ensemble", action="store_true", help="only the refit")
     p.add_argument("--no-refit", action="store_true", help="only the ensemble (no training)")
     return p
@@ -47,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise StudyConfigError("and --no-refit leave nothing to do; expected at most one of them",
                                source="--no-ensemble")
     done = finalize_study(args.study, storage=args.storage, artifacts=args.artifacts, ensemble=not args.no_ensemble,
-                          refit=not args.no_refit, candidates=args.candidates, max_size=args.ensemble_size)
+                          refit=not args.no_refit, candidates=args.candidates, max_size=args.ensemble_size,
+                          with_reference=not args.no_reference)
     for line in done.skipped:
         print(f"left out of the ensemble: {line}")
     if done.ensemble is not None:

@@ -71,7 +71,8 @@ def fit_reference(data: str, settings: DataSettings, *, dataset: Dataset | None 
                                  min_df=2 if len(documents["train"]) >= MIN_DF_DOCUMENTS else 1,
                                  token_pattern=r"\S+" if kind == TOKEN_IDS else r"(?u)\b\w\w+\b")
     x_train = vectorizer.fit_transform(documents["train"])
-    classifier = OneVsRestClassifier(LogisticRegression(C=C, solver="liblinear"))
+    # a fixed random_state: finalize's ensemble and the report fit it apart and must get the same model
+    classifier = OneVsRestClassifier(LogisticRegression(C=C, solver="liblinear", random_state=0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a label absent from the training split: constant
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -15,10 +15,12 @@ import numpy as np
 
 from search.metrics import tune_threshold
 
-__all__ = ["Selection", "greedy_selection", "MIN_GAIN", "MAX_SIZE"]
+__all__ = ["Selection", "greedy_selection", "MIN_GAIN", "MAX_SIZE", "REFERENCE"]
 
 MIN_GAIN = 1e-4  # below a hundredth of a point, an extra member is noise on 4,494 validation documents
 MAX_SIZE = 10
+#: The key of the TF-IDF reference among the candidates (trial numbers are never negative).
+REFERENCE = -1
 
 
 @dataclass(frozen=True)
@@ -32,17 +34,24 @@ class Selection:
 
 
 def greedy_selection(y_valid: np.ndarray, probabilities: Mapping[int, np.ndarray], *,
-                     max_size: int = MAX_SIZE) -> Selection:
-    """Select from ``probabilities`` (key -> validation probabilities, all the same shape)."""
+                     max_size: int = MAX_SIZE, joiners: Mapping[int, np.ndarray] | None = None) -> Selection:
+    """Select from ``probabilities`` (key -> validation probabilities, all the same shape).
+
+    ``joiners``: more candidates (keys unlike the others') that may be added but never start the
+    ensemble, so it always holds the best of ``probabilities`` (the study's best trial, not the reference).
+    """
     if not probabilities:
         raise ValueError("greedy_selection needs at least one candidate")
     if max_size < 1:
         raise ValueError(f"max_size must be at least 1, got {max_size}")
-    shapes = {np.shape(p) for p in probabilities.values()}
+    joiners = dict(joiners or {})
+    if set(joiners) & set(probabilities):
+        raise ValueError(f"joiners and candidates share keys {sorted(set(joiners) & set(probabilities))}")
+    shapes = {np.shape(p) for p in (*probabilities.values(), *joiners.values())}
     if len(shapes) != 1 or shapes != {np.shape(y_valid)}:
         raise ValueError(f"every candidate needs probabilities of shape {np.shape(y_valid)}, got {sorted(shapes)}")
-    probs = {k: np.asarray(p, dtype=np.float64) for k, p in probabilities.items()}
-    singles = {k: tune_threshold(y_valid, p) for k, p in probs.items()}
+    singles = {k: tune_threshold(y_valid, np.asarray(p, dtype=np.float64)) for k, p in probabilities.items()}
+    probs = {k: np.asarray(p, dtype=np.float64) for k, p in (*probabilities.items(), *joiners.items())}
     first = max(singles, key=lambda k: (singles[k][1], -k))
     members = [first]
     total = probs[first].copy()

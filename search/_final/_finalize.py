@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search._final._ensemble import MAX_SIZE, greedy_selection
+from search._final._ensemble import MAX_SIZE, REFERENCE, greedy_selection
 from search._final._record import FinalEnsemble, FinalRefit, write_final
 from search.config import ENSEMBLE_CANDIDATES, PREDICT_BATCH
 from search.errors import StudyConfigError
@@ -35,9 +35,15 @@ def _stderr(message: str) -> None:
 
 def finalize_study(study_name: str, *, storage: str | None = None, artifacts: str | None = None,
                    ensemble: bool = True, refit: bool = True, candidates: int = ENSEMBLE_CANDIDATES,
-                   max_size: int = MAX_SIZE, log: Callable[[str], None] = _stderr) -> Finalized:
+                   max_size: int = MAX_SIZE, with_reference: bool = True,
+                   log: Callable[[str], None] = _stderr) -> Finalized:
     """Select the greedy ensemble of the study's saved top trials on the validation split and refit its
     best configuration on train + valid; record both on the study (:mod:`search._final._record`).
+
+    ``with_reference``: the TF-IDF + logistic regression reference is one more candidate of the
+    ensemble (fitted on the training split, 30 s on debtags50): its errors are unlike a deep model's, so
+    averaging it in can help where another deep trial does not; selection picks it only when it raises
+    the validation score.
 
     Refused (nothing written) for a missing store or study, a study with no complete trial, or (for the
     ensemble) no saved model; the test split is never read.
@@ -85,11 +91,21 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
             raise StudyConfigError("none of its saved models can be read (" + "; ".join(skipped) + "); expected "
                                    "the .keras files the workers saved (see --artifacts)",
                                    source=f"study '{study_name}'")
-        selection = greedy_selection(dataset.y_valid, probabilities, max_size=max_size)
-        final_ensemble = FinalEnsemble(members=selection.members, threshold=selection.threshold,
-                                       valid_micro_f1=selection.valid_micro_f1,
+        trials = tuple(probabilities)
+        joiners: dict[int, np.ndarray] = {}
+        if with_reference:
+            from search.reference import fit_reference
+
+            reference = fit_reference(config.data, config.data_settings(), dataset=dataset)
+            joiners[REFERENCE] = reference.valid_prob
+            log(f"ensemble candidate TF-IDF reference ({reference.input}): validation micro-F1 "
+                f"{reference.valid_micro_f1:.4f}")
+        selection = greedy_selection(dataset.y_valid, probabilities, max_size=max_size, joiners=joiners)
+        final_ensemble = FinalEnsemble(members=tuple(m for m in selection.members if m != REFERENCE),
+                                       reference_picks=selection.members.count(REFERENCE),
+                                       threshold=selection.threshold, valid_micro_f1=selection.valid_micro_f1,
                                        best_single_valid_micro_f1=selection.best_single_valid_micro_f1,
-                                       candidates=tuple(probabilities), steps=selection.steps)
+                                       candidates=trials, steps=selection.steps)
         write_final(study, final_ensemble)
         log(f"{final_ensemble.name}: validation micro-F1 {selection.valid_micro_f1:.4f} at threshold "
             f"{selection.threshold:.2f} (best single {selection.best_single_valid_micro_f1:.4f})")

@@ -22,7 +22,9 @@ REFIT_ATTR = "final_refit"
 @dataclass(frozen=True)
 class FinalEnsemble:
     """The greedy ensemble: ``members`` (trial numbers, a trial once per time it was picked: its weight)
-    averaged, one global ``threshold`` tuned on validation."""
+    and ``reference_picks`` times the TF-IDF reference's probabilities (:mod:`search.reference`, refit on
+    the study's training split: it is deterministic), averaged, one global ``threshold`` tuned on
+    validation."""
 
     members: tuple[int, ...]
     threshold: float
@@ -30,11 +32,18 @@ class FinalEnsemble:
     best_single_valid_micro_f1: float
     candidates: tuple[int, ...]  # the trials selection could pick from
     steps: tuple[float, ...] = ()  # validation micro-F1 after each pick
+    reference_picks: int = 0  # 0: deep models only (and every ensemble finalized before the reference could join)
+
+    @property
+    def size(self) -> int:
+        """The mean's denominator: every pick, the reference's included."""
+        return len(self.members) + self.reference_picks
 
     @property
     def name(self) -> str:
         unique = sorted(set(self.members))
-        return f"ensemble of {len(unique)} trial{'s' if len(unique) != 1 else ''} ({', '.join(map(str, unique))})"
+        text = f"ensemble of {len(unique)} trial{'s' if len(unique) != 1 else ''} ({', '.join(map(str, unique))})"
+        return text + (" + TF-IDF reference" if self.reference_picks else "")
 
     def weights(self) -> dict[int, int]:
         return {n: self.members.count(n) for n in dict.fromkeys(self.members)}

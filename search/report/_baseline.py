@@ -24,6 +24,7 @@ class BaselineResult:
     per_label: np.ndarray
     counts: Counts
     seconds: float
+    test_prob: np.ndarray  # the final ensemble averages it in where search.finalize picked the reference
 
 
 def tfidf_baseline(config: Any, dataset: Any) -> BaselineResult:
@@ -36,5 +37,5 @@ def tfidf_baseline(config: Any, dataset: Any) -> BaselineResult:
         name="TF-IDF + logistic regression", input=reference.input, threshold=threshold,
         valid_micro_f1=reference.valid_micro_f1, metrics=evaluate(dataset.y_test, prob, threshold),
         per_label=per_label_f1(dataset.y_test, prob, threshold), counts=counts(dataset.y_test, prob, threshold),
-        seconds=reference.seconds,
+        seconds=reference.seconds, test_prob=np.asarray(prob, dtype=np.float64),
     )

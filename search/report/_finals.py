@@ -61,7 +61,9 @@ def evaluate_finals(study: optuna.Study, dataset: Any, source: ModelSource, base
                 model = source.load(study.study_name, trials[number])
                 total += weight * _predict(model, dataset.x_test)
                 del model
-            finals.append(scored(ensemble.name, "ensemble", total / len(ensemble.members), ensemble.threshold,
+            if ensemble.reference_picks:
+                total += ensemble.reference_picks * baseline.test_prob
+            finals.append(scored(ensemble.name, "ensemble", total / ensemble.size, ensemble.threshold,
                                  ensemble.valid_micro_f1))
         except StudyConfigError as exc:
             notes.append(f"the final ensemble was not scored: {exc}")

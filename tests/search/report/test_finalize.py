@@ -66,6 +66,20 @@ def test_selection_stops_when_nothing_improves_and_respects_max_size() -> None:
     assert len(capped.members) <= 2
 
 
+def test_a_joiner_never_starts_the_ensemble_but_joins_it_when_it_helps() -> None:
+    y = _labels()
+    weak, strong = _noisy(y, 0.35, 1), _noisy(y, 0.25, 2)
+    # the joiner alone is the best model, yet the ensemble starts from the best candidate
+    selection = greedy_selection(y, {3: weak}, joiners={-1: strong})
+    assert selection.members[0] == 3 == selection.best_single
+    assert -1 in selection.members and selection.valid_micro_f1 > selection.best_single_valid_micro_f1
+    # a joiner that only adds noise is left out
+    useless = np.full(y.shape, 0.5)
+    assert greedy_selection(y, {3: strong}, joiners={-1: useless}).members.count(-1) == 0
+    with pytest.raises(ValueError, match="share keys"):
+        greedy_selection(y, {3: weak}, joiners={3: strong})
+
+
 def test_selection_refuses_mismatched_shapes() -> None:
     y = _labels()
     with pytest.raises(ValueError, match="shape"):
@@ -92,7 +106,8 @@ def test_finalize_records_ensemble_and_refit_and_the_report_scores_them(studies:
     ensemble, refit = read_ensemble(study), read_refit(study)
     assert ensemble is not None and refit is not None
     saved = {t.number for t in study.trials if TrialRecord.from_trial(t).model_artifact_id}
-    assert set(ensemble.members) <= set(ensemble.candidates) <= saved
+    assert set(ensemble.members) <= set(ensemble.candidates) <= saved  # the reference is counted apart
+    assert ensemble.size == len(ensemble.members) + ensemble.reference_picks >= 1
     assert 0.0 <= ensemble.valid_micro_f1 <= 1.0 and ensemble.valid_micro_f1 >= ensemble.best_single_valid_micro_f1
     assert refit.trial == study.best_trial.number
     assert refit.train_documents == 64 + _valid_size(url)
@@ -110,6 +125,41 @@ def test_finalize_records_ensemble_and_refit_and_the_report_scores_them(studies:
     text = report.markdown.read_text()
     assert ensemble.name in text and refit.name in text and "Of the final models" in report.verdict
     assert report.baseline.input == "raw text"
+
+
+def test_an_ensemble_without_the_reference_and_one_the_report_averages_it_into(studies: Path,
+                                                                             tmp_path: Path) -> None:
+    import dataclasses
+
+    from search._final._record import write_final
+    from search.metrics import micro_f1
+    from search.report import make_report
+
+    url = _copy(studies, tmp_path)
+    assert run_main(main, ["--study", "attn", "--storage", url, "--no-refit", "--no-reference"]) == 0
+    study = optuna.load_study(study_name="attn", storage=url)
+    ensemble = read_ensemble(study)
+    assert ensemble is not None and ensemble.reference_picks == 0 and "TF-IDF" not in ensemble.name
+    # the best trial and the reference, one pick each: the report must average the reference's test
+    # probabilities in, at the ensemble's threshold
+    blend = dataclasses.replace(ensemble, members=(study.best_trial.number,), reference_picks=1)
+    write_final(study, blend)
+    assert read_ensemble(study) == blend and blend.name.endswith("+ TF-IDF reference")
+    report = make_report("attn", storage=url, out=tmp_path / "report", resamples=RESAMPLES, log=lambda m: None)
+    (final,) = report.finals
+    assert report.best.number == study.best_trial.number
+    expected = micro_f1(_test_labels(url),
+                        (report.best.test_prob + report.baseline.test_prob) / 2, blend.threshold)
+    assert final.name == blend.name and final.metrics["micro_f1"] == pytest.approx(expected)
+
+
+def _test_labels(url: str) -> np.ndarray:
+    from search._study import read_study
+    from search.data import load_dataset
+    from storage import create_storage
+
+    config = read_study(create_storage(url), "attn").config
+    return load_dataset(config.data, config.data_settings(), include_test=True).y_test
 
 
 def _valid_size(url: str) -> int:
