@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import _thread
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -19,7 +20,9 @@ class StopRequest:
     and remember the request, so the loop stops instead of starting another trial. A KeyboardInterrupt
     raised while Python runs a ``__del__`` or weakref callback is printed and swallowed ("Exception
     ignored in ..."), and the trial would go on: so a watchdog interrupts again every few seconds until
-    the process has ended.
+    the process has ended, and such a swallowed interrupt is not printed (its traceback, often deep in
+    TensorFlow, would read as a crash where the user asked to stop); other unraisable errors are printed
+    as before.
     """
 
     def __init__(self, reinterrupt_seconds: float = REINTERRUPT_SECONDS) -> None:
@@ -34,6 +37,13 @@ class StopRequest:
         """Make Ctrl-C and SIGTERM (``docker stop``, the launcher) stop this process; returns itself."""
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._interrupt)
+        previous = sys.unraisablehook
+
+        def unraisable(info: Any) -> None:
+            if not issubclass(info.exc_type, KeyboardInterrupt):
+                previous(info)
+
+        sys.unraisablehook = unraisable
         return self
 
     def _interrupt(self, signum: int, frame: Any) -> None:

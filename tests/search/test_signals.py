@@ -1,0 +1,31 @@
+"""A worker asked to stop: a KeyboardInterrupt that Python swallows in a ``__del__`` is not printed as a
+traceback (the watchdog interrupts again), while other errors raised there still are."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+from search._worker._signals import StopRequest
+
+class Raises:
+    def __init__(self, exc):
+        self.exc = exc
+    def __del__(self):
+        raise self.exc
+
+StopRequest().install()
+obj = Raises(KeyboardInterrupt())
+del obj
+obj = Raises(ValueError("a real problem"))
+del obj
+print("still running")
+"""
+
+
+def test_an_interrupt_swallowed_in_a_finaliser_prints_nothing_other_errors_still_do() -> None:
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "still running"
+    assert "KeyboardInterrupt" not in result.stderr
+    assert "ValueError: a real problem" in result.stderr and result.stderr.count("Traceback") == 1
