@@ -80,8 +80,16 @@ def pick_trial(source: StudySource, number: int | None) -> FrozenTrial:
 
 
 def refuse_final(source: StudySource) -> None:
-    """``--final``: the study's ensemble or refit model. No study has one until the finalize step exists,
-    which will record it on the study; until then every study is refused."""
+    """``--final``: the study's ensemble or refit model (``search.finalize`` records them on the study). An
+    export folder cannot hold them yet: the bundle has no weight per model entry, and the ensemble may
+    average in the TF-IDF reference, a scikit-learn pipeline; so every study is refused."""
+    from search._final import read_ensemble, read_refit
+
+    finals = [f.name for f in (read_ensemble(source.study), read_refit(source.study)) if f is not None]
+    if finals:
+        raise StudyConfigError(f"has final models ({'; '.join(finals)}), but an export folder cannot hold them yet "
+                               "(score them with python -m search.report); expected --trial N, or no flag for the "
+                               "best trial", source=f"study '{source.name}'")
     raise StudyConfigError("has no final model (an ensemble or refit of its best trials, made by search.finalize); "
                            "expected --trial N, or no flag for the best trial", source=f"study '{source.name}'")
 
