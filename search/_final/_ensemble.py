@@ -50,8 +50,8 @@ def greedy_selection(y_valid: np.ndarray, probabilities: Mapping[int, np.ndarray
     shapes = {np.shape(p) for p in (*probabilities.values(), *joiners.values())}
     if len(shapes) != 1 or shapes != {np.shape(y_valid)}:
         raise ValueError(f"every candidate needs probabilities of shape {np.shape(y_valid)}, got {sorted(shapes)}")
-    singles = {k: tune_threshold(y_valid, np.asarray(p, dtype=np.float64)) for k, p in probabilities.items()}
     probs = {k: np.asarray(p, dtype=np.float64) for k, p in (*probabilities.items(), *joiners.items())}
+    singles = {k: tune_threshold(y_valid, probs[k]) for k in probabilities}
     first = max(singles, key=lambda k: (singles[k][1], -k))
     members = [first]
     total = probs[first].copy()

@@ -91,7 +91,6 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
             raise StudyConfigError("none of its saved models can be read (" + "; ".join(skipped) + "); expected "
                                    "the .keras files the workers saved (see --artifacts)",
                                    source=f"study '{study_name}'")
-        trials = tuple(probabilities)
         joiners: dict[int, np.ndarray] = {}
         if with_reference:
             from search.reference import fit_reference
@@ -105,7 +104,7 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
                                        reference_picks=selection.members.count(REFERENCE),
                                        threshold=selection.threshold, valid_micro_f1=selection.valid_micro_f1,
                                        best_single_valid_micro_f1=selection.best_single_valid_micro_f1,
-                                       candidates=trials, steps=selection.steps)
+                                       candidates=tuple(probabilities), steps=selection.steps)
         write_final(study, final_ensemble)
         log(f"{final_ensemble.name}: validation micro-F1 {selection.valid_micro_f1:.4f} at threshold "
             f"{selection.threshold:.2f} (best single {selection.best_single_valid_micro_f1:.4f})")
