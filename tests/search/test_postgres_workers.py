@@ -33,9 +33,14 @@ def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(postgres_url: st
     victim.send_signal(signal.SIGKILL)  # kill -9: no clean-up, its trial stays RUNNING, heartbeats stop
     victim.wait(timeout=30)
     assert study.trials[number].state == TrialState.RUNNING
-    # Three healthy workers, 45 trials of >= 0.3 s: they run well past the 2 s grace period, and each new
-    # trial starts with Optuna's fail_stale_trials, so one of them fails the dead trial and re-runs it.
-    results = finish([start_cheap_worker(postgres_url, pg_study_name, target=45, pause=0.3) for _ in range(3)])
+    # The healthy workers' grace period is long (8 s), so that on a loaded machine a heartbeat of theirs
+    # that is late by a few seconds does not get one of their own trials failed as stale. They start
+    # once the dead trial's last heartbeat is older than that, and each new trial starts with Optuna's
+    # fail_stale_trials, so the first of them fails the dead trial and re-runs it.
+    grace = 8
+    time.sleep(grace + 1)
+    results = finish([start_cheap_worker(postgres_url, pg_study_name, target=45, pause=0.3, HB_GRACE=str(grace))
+                      for _ in range(3)])
     killed = study.trials[number]
     assert killed.state == TrialState.FAIL
     retries = [t for t in study.trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == number]
