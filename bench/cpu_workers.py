@@ -50,8 +50,7 @@ def _child(args: argparse.Namespace) -> None:
     config = RunConfig(study="cpu_workers", space="attn")
     ds = load_dataset(config.data, config.data_settings())
     emb = embedding_matrix_for(ds, config.embedding_dim)
-    shapes = InputShapes(seq_len=ds.seq_len, vocab_size=ds.vocab_size, n_labels=ds.n_labels,
-                         embedding_dim=emb.shape[1], embedding_matrix=emb)
+    shapes = InputShapes.of(ds, emb)
     start = {dict(p)["attention_position"]: dict(p) for p in STRONG_START}
     params = dict(COMMON_FIXED) | start[args.config]
     seed_everything(args.seed)

@@ -113,8 +113,7 @@ def main() -> None:
     config = RunConfig(study="throughput", space="attn", limit=args.limit)
     ds = load_dataset(config.data, config.data_settings())
     emb = embedding_matrix_for(ds, config.embedding_dim)
-    shapes = InputShapes(seq_len=ds.seq_len, vocab_size=ds.vocab_size, n_labels=ds.n_labels,
-                         embedding_dim=emb.shape[1], embedding_matrix=emb)
+    shapes = InputShapes.of(ds, emb)
     print(f"debtags50: {len(ds.x_train)} training / {len(ds.x_valid)} validation documents, max_len {ds.seq_len}; "
           f"backend {keras.backend.backend()}", flush=True)
     result: dict[str, Any] = {"throughput": throughput(ds, shapes, args.docs, args.repeats)}

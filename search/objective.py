@@ -152,10 +152,7 @@ class Objective:
         self.artifact_store = artifact_store
         self.log = log
         self.environment = environment_record()
-        self.shapes = InputShapes(seq_len=dataset.seq_len, vocab_size=dataset.vocab_size, n_labels=dataset.n_labels,
-                                  embedding_dim=(embedding_matrix.shape[1] if embedding_matrix is not None
-                                                 else config.embedding_dim),
-                                  embedding_matrix=embedding_matrix)
+        self.shapes = InputShapes.of(dataset, embedding_matrix, config.embedding_dim)
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.space.suggest(trial, self.context)

@@ -46,9 +46,7 @@ def refit_best(study: optuna.Study, trial: FrozenTrial, *, config: Any, space: A
     fixed = optuna.trial.FixedTrial(trial.params, number=trial.number)
     params = space.suggest(fixed, context)
     seed = int(record.seed if record.seed is not None else space.trial_seed(fixed, config.seed))
-    shapes = InputShapes(seq_len=dataset.seq_len, vocab_size=dataset.vocab_size, n_labels=dataset.n_labels,
-                         embedding_dim=embedding.shape[1] if embedding is not None else config.embedding_dim,
-                         embedding_matrix=embedding)
+    shapes = InputShapes.of(dataset, embedding, config.embedding_dim)
     x = np.concatenate([dataset.x_train, dataset.x_valid])
     y = np.concatenate([dataset.y_train, dataset.y_valid]).astype("float32")
     log(f"refit: trial {trial.number} on {len(x)} train + valid documents for {epochs} epoch(s), seed {seed}")

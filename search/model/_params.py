@@ -10,7 +10,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -294,6 +294,31 @@ class InputShapes:
     n_labels: int
     embedding_dim: int = 100
     embedding_matrix: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, dataset: DatasetShape, embedding_matrix: np.ndarray | None = None,
+           embedding_dim: int = 100) -> InputShapes:
+        """The shapes of ``dataset`` (a :class:`search.data.Dataset`), with its pretrained embedding.
+
+        ``embedding_dim`` is the width for a ``random`` embedding when there is no matrix; with one, the
+        matrix's width is the embedding's."""
+        dim = int(embedding_matrix.shape[1]) if embedding_matrix is not None else embedding_dim
+        return cls(seq_len=dataset.seq_len, vocab_size=dataset.vocab_size, n_labels=dataset.n_labels,
+                   embedding_dim=dim, embedding_matrix=embedding_matrix)
+
+
+class DatasetShape(Protocol):
+    """What :meth:`InputShapes.of` reads from a dataset; stated here so that resolving parameters does
+    not import the data package (and its tokenizer) to name a type."""
+
+    @property
+    def seq_len(self) -> int: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def n_labels(self) -> int: ...
 
 
 def any_length(params: Mapping[str, Any]) -> bool:

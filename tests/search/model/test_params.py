@@ -124,6 +124,18 @@ def test_pretrained_embedding_needs_a_matching_matrix() -> None:
     check_shapes(resolve_params({"embedding_mode": "random"}), InputShapes(12, 50, 5))
 
 
+def test_shapes_of_a_dataset_take_the_embedding_width_from_its_matrix() -> None:
+    from search.data import Dataset
+    x, y = np.zeros((4, 12), dtype=np.int32), np.zeros((4, 5), dtype=np.uint8)
+    data = Dataset("tiny", "test", x, y, x, y, [f"l{i}" for i in range(5)], "fp", vocabulary=[f"w{i}" for i in range(50)])
+    assert InputShapes.of(data) == InputShapes(12, 50, 5, 100)
+    assert InputShapes.of(data, embedding_dim=32) == InputShapes(12, 50, 5, 32)
+    matrix = np.zeros((50, 8), dtype=np.float32)
+    shapes = InputShapes.of(data, matrix, embedding_dim=32)
+    assert shapes == InputShapes(12, 50, 5, 8) and shapes.embedding_matrix is matrix
+    check_shapes(resolve_params({"embedding_mode": "frozen"}), shapes)
+
+
 def test_valid_convolutions_longer_than_the_sequence_are_refused() -> None:
     params = resolve_params({"mask_padding": False, "conv_kernel_sizes": (3, 5), "embedding_mode": "random"})
     with pytest.raises(ModelConfigError) as info:
