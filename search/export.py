@@ -2,7 +2,9 @@
 
 The folder holds the Keras model, the vocabulary and tokeniser settings, ``max_len``, the tuned threshold,
 the label names and a model card; ``python -m search.predict DIR`` and ``search.load_predictor(DIR)`` use
-it without the study, its store or the data cache.
+it without the study, its store or the data cache. ``--final`` exports what ``search.finalize`` made
+instead: the greedy ensemble (its models, their weights, the TF-IDF reference where it joined) or the
+refit model.
 """
 from __future__ import annotations
 
@@ -22,6 +24,14 @@ PROG = "python -m search.export"
 _trial_number = int_in(0, None, "a trial number (0, 1, ...)")
 
 
+def _final_model(text: str) -> str:
+    from search._final import FINAL_CHOICES  # here, not at the top: --help needs no optuna
+
+    if text not in FINAL_CHOICES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(FINAL_CHOICES)}, got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = CliParser(prog=PROG, formatter_class=HelpFormatter,
                   description="Export a study's model as a folder that needs nothing of the study: the Keras model, "
@@ -31,8 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--trial", type=_trial_number, metavar="N",
                        help="the trial to export (default: the best trial)")
-    which.add_argument("--final", action="store_true",
-                       help="the study's final model (ensemble or refit of its best trials), where it has one")
+    # const True (not a string) marks a bare --final: argparse checks only string values with the type
+    which.add_argument("--final", nargs="?", const=True, type=_final_model, metavar="{ensemble,refit}",
+                       help="the study's final model, made by python -m search.finalize: its ensemble or its refit "
+                       "(a bare --final: the ensemble where it has one, else the refit)")
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to create (new or empty)")
     p.add_argument("--force", action="store_true", help="replace DIR when it holds an earlier export")
     p.add_argument("--artifacts", metavar="DIR", help="artifact folder with the saved models (default: as the "
@@ -46,10 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search._serving._export import export_study
 
     command = " ".join([PROG, shlex.join(sys.argv[1:] if argv is None else argv)])
-    result = export_study(args.study, args.out, storage=args.storage, trial=args.trial, final=args.final,
+    final = args.final is not None
+    result = export_study(args.study, args.out, storage=args.storage, trial=args.trial, final=final,
+                          final_model=args.final if isinstance(args.final, str) else None,
                           artifacts=args.artifacts, force=args.force, command=command)
-    print(f"exported trial {result.trial} of study '{args.study}' to {result.folder} (validation micro-F1 "
-          f"{result.valid_micro_f1:.4f}; the trial recorded {result.recorded_value:.4f})")
+    if result.recorded_value is None:
+        recorded = "it trained on validation too"
+    else:
+        recorded = f"{'search.finalize' if final else 'the trial'} recorded {result.recorded_value:.4f}"
+    print(f"exported {result.name} of study '{args.study}' to {result.folder} (validation micro-F1 "
+          f"{result.valid_micro_f1:.4f}; {recorded})")
     return 0
 
 

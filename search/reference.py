@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,8 @@ class Reference:
     valid_prob: np.ndarray
     test_prob: np.ndarray | None  # only when the test split was asked for
     seconds: float
+    vectorizer: Any = None  # the fitted TfidfVectorizer and OneVsRestClassifier (an export carries them)
+    classifier: Any = None
 
 
 def _id_documents(x: np.ndarray) -> list[str]:
@@ -83,4 +85,4 @@ def fit_reference(data: str, settings: DataSettings, *, dataset: Dataset | None 
     return Reference(input=kind, threshold=float(threshold), valid_micro_f1=float(valid_f1),
                      valid_prob=np.asarray(valid_prob, dtype=np.float32),
                      test_prob=None if test_prob is None else np.asarray(test_prob, dtype=np.float32),
-                     seconds=time.perf_counter() - start)
+                     seconds=time.perf_counter() - start, vectorizer=vectorizer, classifier=classifier)

@@ -13,10 +13,12 @@ import optuna
 
 from search.errors import StudyConfigError
 
-__all__ = ["ENSEMBLE_ATTR", "REFIT_ATTR", "FinalEnsemble", "FinalRefit", "read_ensemble", "read_refit"]
+__all__ = ["ENSEMBLE_ATTR", "FINAL_CHOICES", "REFIT_ATTR", "FinalEnsemble", "FinalRefit", "read_ensemble", "read_refit"]
 
 ENSEMBLE_ATTR = "final_ensemble"
 REFIT_ATTR = "final_refit"
+#: The final models a study can have, by the name a user asks for them (``search.export --final NAME``).
+FINAL_CHOICES = ("ensemble", "refit")
 
 
 @dataclass(frozen=True)

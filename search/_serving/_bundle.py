@@ -5,7 +5,12 @@ An export is a folder that needs nothing of the study, the store or the data cac
     export.json       the manifest: models, threshold, label names, max_len, tokeniser settings, checksums
     vocabulary.txt    one token per line; line i is token id i (0 = padding, 1 = unknown)
     model-0.keras     the Keras model(s); several are averaged (an ensemble), one threshold for all
+    reference.npz     a final ensemble's TF-IDF reference, when it joined (see ``_linear``)
     README.md         the model card
+
+An ensemble's members carry a weight (how many times the greedy selection picked them): its
+probabilities are the weighted mean of its members'. Format 1 (trial exports before ensembles) had
+neither weights nor a reference and is still read.
 
 Every file the manifest lists carries its SHA-256, so a truncated or damaged copy is refused by name
 before keras ever reads it.
@@ -22,11 +27,16 @@ from typing import Any
 from search.data._cache import file_digest
 from search.errors import InputError
 
-__all__ = ["FORMAT", "VERSION", "MANIFEST", "VOCABULARY", "CARD", "ModelEntry", "Manifest", "sha256_of",
-           "read_manifest", "read_vocabulary", "write_vocabulary", "check_threshold"]
+__all__ = ["FORMAT", "VERSION", "MANIFEST", "VOCABULARY", "CARD", "KERAS", "TFIDF_LOGREG", "ModelEntry", "Manifest",
+           "sha256_of", "read_manifest", "read_vocabulary", "write_vocabulary", "check_threshold"]
 
 FORMAT = "keras-text-search export"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
+#: What a model entry is: a Keras model (token ids in), or the TF-IDF reference (raw text in).
+KERAS = "keras"
+TFIDF_LOGREG = "tfidf-logreg"
+MODEL_KINDS = (KERAS, TFIDF_LOGREG)
 MANIFEST = "export.json"
 VOCABULARY = "vocabulary.txt"
 CARD = "README.md"
@@ -38,14 +48,18 @@ _EXPECTED = "expected a folder made by python -m search.export"
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model of the export: its file and checksum, and where it came from (study trial, or a refit)."""
+    """One model of the export: its file and checksum, where it came from (study trial, refit or the
+    reference), what it is (``kind``) and its ``weight`` in the mean."""
 
     file: str
     sha256: str
     source: dict[str, Any] = field(default_factory=dict)
+    kind: str = KERAS
+    weight: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "sha256": self.sha256, "source": dict(self.source)}
+        return {"file": self.file, "sha256": self.sha256, "kind": self.kind, "weight": self.weight,
+                "source": dict(self.source)}
 
 
 @dataclass(frozen=True)
@@ -128,9 +142,9 @@ def read_manifest(folder: str | Path) -> Manifest:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise InputError(f"got {got!r}; expected {FORMAT!r}", source=source, field="format")
-    if data.get("version") != VERSION:
-        raise InputError(f"got {data.get('version')!r}; expected {VERSION} (this installation reads export format "
-                         f"{VERSION})", source=source, field="version")
+    if data.get("version") not in READS or isinstance(data.get("version"), bool):
+        raise InputError(f"got {data.get('version')!r}; expected {' or '.join(map(str, READS))} (the export formats "
+                         "this installation reads)", source=source, field="version")
     kind = _field(data, "kind", str, source, "'trial' or 'final'")
     combine = data.get("combine", COMBINE_MEAN)
     if combine != COMBINE_MEAN:
@@ -144,7 +158,16 @@ def read_manifest(folder: str | Path) -> Manifest:
         if not isinstance(item, dict) or not isinstance(item.get("file"), str) or \
                 not isinstance(item.get("sha256"), str) or Path(item["file"]).name != item["file"]:
             raise InputError("expected {\"file\": NAME in the folder, \"sha256\": HEX}", source=source, field=where)
-        models.append(ModelEntry(item["file"], item["sha256"], dict(item.get("source") or {})))
+        kind, weight = item.get("kind", KERAS), item.get("weight", 1)
+        if kind not in MODEL_KINDS:
+            raise InputError(f"got {kind!r}; expected one of {', '.join(MODEL_KINDS)}", source=source,
+                             field=f"{where}.kind")
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+            raise InputError(f"got {weight!r}; expected a positive integer (times the model is counted in the "
+                             "mean)", source=source, field=f"{where}.weight")
+        models.append(ModelEntry(item["file"], item["sha256"], dict(item.get("source") or {}), kind, weight))
+    if all(m.kind != KERAS for m in models):
+        raise InputError("lists no Keras model; expected at least one", source=source, field="models")
     threshold = check_threshold(data.get("threshold"), source, "threshold")
     labels = _field(data, "label_names", list, source, "a list of label names")
     if not labels or not all(isinstance(n, str) for n in labels):

@@ -1,4 +1,5 @@
-"""Exporting a study's model into a self-contained folder (imports keras once the refusals are past)."""
+"""Exporting a study's model (a trial's, or its final ensemble or refit) into a self-contained folder
+(imports keras once the refusals are past)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,27 +11,32 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from search._final import FinalEnsemble, FinalRefit
 from search._serving._bundle import (
     CARD,
+    KERAS,
     MANIFEST,
+    TFIDF_LOGREG,
     VOCABULARY,
     Manifest,
     ModelEntry,
     sha256_of,
     write_vocabulary,
 )
-from search._serving._card import CardFacts, render_card
+from search._serving._card import CardFacts, DataFacts, FinalCardFacts, MemberFacts, render_card, render_final_card
+from search._serving._linear import REFERENCE_FILE, LinearTextModel
 from search._serving._source import (
     StudySource,
     load_study_data,
     open_study_source,
+    pick_final,
     pick_trial,
-    refuse_final,
     validation_texts,
 )
 from search.data import Dataset
-from search.errors import InputError
+from search.errors import InputError, StudyConfigError
 from search.record import TrialRecord
 
 __all__ = ["ExportResult", "export_study", "MODEL_FILE"]
@@ -43,8 +49,9 @@ DEFAULT_THRESHOLD = 0.5
 @dataclass
 class ExportResult:
     folder: Path
-    trial: int
-    recorded_value: float
+    trial: int | None  # None for a final model
+    name: str  # "trial 3", or the final model's name
+    recorded_value: float | None  # what the study recorded on validation (none for a refit: it trained on it)
     valid_micro_f1: float
 
 
@@ -64,77 +71,158 @@ def _check_out(out: Path, force: bool) -> None:
                              "a new or empty folder", source=f"--out {out}")
 
 
+@dataclass(frozen=True)
+class _Download:
+    """A Keras model the export copies from the study's artifacts into the folder."""
+
+    file: str
+    artifact_id: str
+    source: dict[str, Any]
+    weight: int = 1
+
+
 def export_study(study: str, out: str | Path, *, storage: str | None = None, trial: int | None = None,
-                 final: bool = False, artifacts: str | None = None, force: bool = False, command: str = "",
-                 log: Callable[[str], None] = _stderr) -> ExportResult:
-    """Write trial ``trial`` (default: the best) of ``study`` as an export folder ``out``.
+                 final: bool = False, final_model: str | None = None, artifacts: str | None = None,
+                 force: bool = False, command: str = "", log: Callable[[str], None] = _stderr) -> ExportResult:
+    """Write trial ``trial`` (default: the best) of ``study`` as an export folder ``out``; with ``final``,
+    the study's final model instead (``final_model``: ``"ensemble"`` or ``"refit"``; default the
+    ensemble where ``search.finalize`` recorded one, else the refit).
 
     Raises :class:`~search.errors.InputError` with nothing written for: a missing SQLite file, an unknown
-    study, a trial that does not exist or has no saved model, ``final`` on a study without a final model,
-    data the study was not run on, an ``out`` folder that is not empty (``force`` replaces an export).
+    study, a trial that does not exist or has no saved model, ``final`` on a study without that final
+    model, data the study was not run on, an ``out`` folder that is not empty (``force`` replaces an export).
     """
     out = Path(out)
     _check_out(out, force)
     source = open_study_source(study, storage)
-    if final:
-        refuse_final(source)
-    chosen = pick_trial(source, trial)
-    record = TrialRecord.from_trial(chosen)
+    chosen_final = pick_final(source, final_model) if final else None
+    chosen = pick_trial(source, trial) if chosen_final is None else None
     log(f"loading data '{source.stored.config.data}' (train and valid)")
     dataset = load_study_data(source)
     texts = validation_texts(source)
     if len(texts) != len(dataset.x_valid):
         raise InputError(f"has {len(texts)} validation documents, the study's cache {len(dataset.x_valid)}; expected "
                          "the same file the study ran on", source=f"dataset '{source.stored.config.data}'")
-    threshold = float(record.threshold if record.threshold is not None else DEFAULT_THRESHOLD)
+    by_number = {t.number: t for t in source.study.get_trials(deepcopy=False)}
+    reference_weight = 0
+    if isinstance(chosen_final, FinalEnsemble):
+        downloads = [_Download(f"model-{i}.keras", str(TrialRecord.from_trial(by_number[n]).model_artifact_id),
+                               {"study": study, "trial": n}, weight)
+                     for i, (n, weight) in enumerate(chosen_final.weights().items())]
+        reference_weight = chosen_final.reference_picks
+        threshold, recorded = chosen_final.threshold, chosen_final.valid_micro_f1
+    elif isinstance(chosen_final, FinalRefit):
+        downloads = [_Download(MODEL_FILE, chosen_final.artifact_id,
+                               {"study": study, "refit_of_trial": chosen_final.trial, "epochs": chosen_final.epochs})]
+        threshold, recorded = chosen_final.threshold, None
+    else:
+        assert chosen is not None
+        record = TrialRecord.from_trial(chosen)
+        downloads = [_Download(MODEL_FILE, str(record.model_artifact_id), {"study": study, "trial": chosen.number})]
+        threshold = float(record.threshold if record.threshold is not None else DEFAULT_THRESHOLD)
+        recorded = float(chosen.value or 0.0)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        log(f"trial {chosen.number}: copying its saved model")
-        _download_model(source, record, stage / MODEL_FILE, artifacts)
+        entries = []
+        for d in downloads:
+            log(f"copying {', '.join(f'{k} {v}' for k, v in d.source.items() if k != 'study')}: its saved model")
+            _download_model(source, d.artifact_id, stage / d.file, artifacts)
+            entries.append(ModelEntry(d.file, sha256_of(stage / d.file), d.source | {"artifact_id": d.artifact_id},
+                                      KERAS, d.weight))
+        if reference_weight:
+            entries.append(_write_reference(source, dataset, stage / REFERENCE_FILE, reference_weight, log))
         write_vocabulary(stage / VOCABULARY, dataset.vocabulary)
         from search.data._vectorize import tokenizer_settings
         from storage import mask_url
 
+        config = source.stored.config
+        about: dict[str, Any] = {"name": study, "space": config.space, "data": config.data,
+                                 "data_fingerprint": dataset.fingerprint, "storage": mask_url(source.url)}
+        if chosen_final is not None:
+            about |= {"final": "ensemble" if isinstance(chosen_final, FinalEnsemble) else "refit",
+                      "final_name": chosen_final.name, "value": recorded}
+        else:
+            assert chosen is not None
+            about |= {"trial": chosen.number, "value": chosen.value}
         manifest = Manifest(
-            kind="trial", threshold=threshold, label_names=tuple(dataset.label_names), max_len=dataset.seq_len,
-            vocab_size=len(dataset.vocabulary), vocabulary_sha256=sha256_of(stage / VOCABULARY),
-            tokenizer=tokenizer_settings(),
-            models=(ModelEntry(MODEL_FILE, sha256_of(stage / MODEL_FILE),
-                               {"study": study, "trial": chosen.number, "artifact_id": record.model_artifact_id}),),
-            study={"name": study, "space": source.stored.config.space, "trial": chosen.number,
-                   "value": chosen.value, "data": source.stored.config.data,
-                   "data_fingerprint": dataset.fingerprint, "storage": mask_url(source.url)},
-            command=command or f"python -m search.export --study {study} --out {out}",
+            kind="trial" if chosen_final is None else "final", threshold=float(threshold),
+            label_names=tuple(dataset.label_names), max_len=dataset.seq_len, vocab_size=len(dataset.vocabulary),
+            vocabulary_sha256=sha256_of(stage / VOCABULARY), tokenizer=tokenizer_settings(), models=tuple(entries),
+            study=about, command=command or f"python -m search.export --study {study} --out {out}",
             created=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
         import json
 
         (stage / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
-        log(f"checking the folder: {len(texts):,} validation documents through its tokeniser and model")
-        validation = _validate(stage, texts, dataset, threshold)
-        best = max((t for t in source.study.get_trials(deepcopy=False) if t.value is not None),
-                   key=lambda t: t.value if t.value is not None else float("-inf"))
-        facts = CardFacts(
-            study=study, space=source.stored.config.space, storage=mask_url(source.url), trial=chosen.number,
-            is_best=best.number == chosen.number, best_trial=best.number,
-            n_complete=sum(1 for t in source.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"),
-            record=record, recorded_value=float(chosen.value or 0.0), data=source.stored.config.data,
-            data_file_sha256=str(dataset.meta.get("file_sha256", "")), data_fingerprint=dataset.fingerprint,
-            sizes=dataset.sizes(), limit=source.stored.config.limit, validation=validation,
-            versions=_versions())
-        (stage / CARD).write_text(render_card(manifest, facts), encoding="utf-8")
+        log(f"checking the folder: {len(texts):,} validation documents through its tokeniser and model"
+            + ("s" if len(entries) > 1 else ""))
+        validation = _validate(stage, texts, dataset, float(threshold))
+        data = DataFacts(data=config.data, data_file_sha256=str(dataset.meta.get("file_sha256", "")),
+                         data_fingerprint=dataset.fingerprint, sizes=dataset.sizes(), limit=config.limit)
+        versions = _versions()
+        if chosen_final is None:
+            assert chosen is not None and recorded is not None
+            best = max((t for t in by_number.values() if t.value is not None),
+                       key=lambda t: t.value if t.value is not None else float("-inf"))
+            card = render_card(manifest, CardFacts(
+                study=study, space=config.space, storage=mask_url(source.url), trial=chosen.number,
+                is_best=best.number == chosen.number, best_trial=best.number,
+                n_complete=sum(1 for t in by_number.values() if t.state.name == "COMPLETE"),
+                record=TrialRecord.from_trial(chosen), recorded_value=recorded, data=data, validation=validation,
+                versions=versions))
+        else:
+            card = render_final_card(manifest, FinalCardFacts(
+                study=study, space=config.space, storage=mask_url(source.url), which=str(about["final"]),
+                name=chosen_final.name, members=_members(entries, chosen_final, by_number), recorded_value=recorded,
+                data=data, validation=validation, versions=versions))
+        (stage / CARD).write_text(card, encoding="utf-8")
         _move_into_place(stage, out)
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
-    if abs(validation["micro_f1"] - facts.recorded_value) >= 5e-5:
-        log(f"note: validation micro-F1 through the folder is {validation['micro_f1']:.4f}, the trial recorded "
-            f"{facts.recorded_value:.4f}")
-    return ExportResult(out, chosen.number, facts.recorded_value, validation["micro_f1"])
+    if recorded is not None and abs(validation["micro_f1"] - recorded) >= 5e-5:
+        what = "the trial recorded" if chosen_final is None else "search.finalize recorded"
+        log(f"note: validation micro-F1 through the folder is {validation['micro_f1']:.4f}, {what} {recorded:.4f}")
+    number = chosen.number if chosen is not None else None
+    name = chosen_final.name if chosen_final is not None else f"trial {number}"
+    return ExportResult(out, number, name, recorded, validation["micro_f1"])
 
 
-def _download_model(source: StudySource, record: TrialRecord, path: Path, artifacts: str | None) -> None:
+def _write_reference(source: StudySource, dataset: Dataset, path: Path, weight: int,
+                     log: Callable[[str], None]) -> ModelEntry:
+    """Fit the TF-IDF reference as search.finalize did (deterministic: the same model) and save it."""
+    from search.reference import RAW_TEXT, fit_reference
+
+    config = source.stored.config
+    log("fitting the TF-IDF + logistic regression reference the ensemble averages in (as search.finalize did)")
+    reference = fit_reference(config.data, config.data_settings(), dataset=dataset)
+    if reference.input != RAW_TEXT:  # load_study_data refuses token-id data before an export gets here
+        raise StudyConfigError(f"its reference reads {reference.input}; expected raw text",
+                               source=f"study '{source.name}'")
+    LinearTextModel.from_fitted(reference.vectorizer, reference.classifier).save(path)
+    return ModelEntry(path.name, sha256_of(path), {"reference": "TF-IDF + logistic regression", "input": RAW_TEXT,
+                                                   "valid_micro_f1": reference.valid_micro_f1}, TFIDF_LOGREG, weight)
+
+
+def _members(entries: list[ModelEntry], final: FinalEnsemble | FinalRefit, trials: dict[int, Any]) -> list[MemberFacts]:
+    members = []
+    for entry in entries:
+        if entry.kind == TFIDF_LOGREG:
+            members.append(MemberFacts(entry.file, entry.weight, "TF-IDF + logistic regression reference",
+                                       entry.source.get("valid_micro_f1"), None))
+            continue
+        number = int(entry.source.get("trial", entry.source.get("refit_of_trial", -1)))
+        trial = trials[number]
+        if isinstance(final, FinalRefit):
+            members.append(MemberFacts(entry.file, entry.weight, final.name, None, TrialRecord.from_trial(trial)))
+        else:
+            members.append(MemberFacts(entry.file, entry.weight, f"trial {number}", trial.value,
+                                       TrialRecord.from_trial(trial)))
+    return members
+
+
+def _download_model(source: StudySource, artifact_id: str, path: Path, artifacts: str | None) -> None:
     from optuna.artifacts import download_artifact
     from optuna.artifacts.exceptions import ArtifactNotFound
 
@@ -142,9 +230,9 @@ def _download_model(source: StudySource, record: TrialRecord, path: Path, artifa
 
     try:
         download_artifact(artifact_store=artifact_store_for(source.url, artifacts), file_path=str(path),
-                          artifact_id=str(record.model_artifact_id))
+                          artifact_id=artifact_id)
     except (ArtifactNotFound, FileNotFoundError):
-        raise InputError(f"model artifact {record.model_artifact_id} is not in the artifact folder; expected "
+        raise InputError(f"model artifact {artifact_id} is not in the artifact folder; expected "
                          "--artifacts DIR to name the folder the workers used", source="--artifacts") from None
 
 

@@ -2,7 +2,7 @@
 
 The folder is checked (manifest, checksums, vocabulary) without keras; keras is imported when the models
 are loaded, with whatever backend ``KERAS_BACKEND`` names (TensorFlow, JAX or PyTorch): the saved models
-use keras.ops only.
+use keras.ops only. A final ensemble's TF-IDF reference is scikit-learn's, from arrays (``_linear``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from search._serving._bundle import Manifest, check_threshold, read_manifest, read_vocabulary
+from search._serving._bundle import KERAS, Manifest, ModelEntry, check_threshold, read_manifest, read_vocabulary
+from search._serving._linear import LinearTextModel
 from search.config import PREDICT_BATCH
 from search.errors import InputError
 
@@ -35,13 +36,19 @@ class Predictor:
     """An exported model: text in, labels out. Made by :func:`load_predictor`.
 
     ``predict(texts)`` returns one :class:`Prediction` per text; ``predict_proba(texts)`` the
-    probabilities of every label (``label_names`` order); ``vectorize(texts)`` the token ids the model
-    reads, exactly as the training pipeline made them.
+    probabilities of every label (``label_names`` order); ``vectorize(texts)`` the token ids the Keras
+    models read, exactly as the training pipeline made them.
+
+    ``models`` holds one loaded model per manifest entry, in its order: a Keras model, or the
+    :class:`LinearTextModel` of a ``tfidf-logreg`` entry (it reads the raw text).
     """
 
-    def __init__(self, folder: Path, manifest: Manifest, vocabulary: Sequence[str], models: Sequence[Any]) -> None:
+    def __init__(self, folder: Path, manifest: Manifest, vocabulary: Sequence[str],
+                 models: Sequence[Any]) -> None:
         from search.data._vectorize import tokenizer
 
+        if len(models) != len(manifest.models):
+            raise ValueError(f"got {len(models)} models for the manifest's {len(manifest.models)} entries")
         self.folder = folder
         self.manifest = manifest
         self.vocabulary = list(vocabulary)
@@ -68,7 +75,8 @@ class Predictor:
         return ids
 
     def predict_proba(self, texts: Sequence[str], *, progress: bool | None = False) -> np.ndarray:
-        """Probabilities ``[n, n_labels]`` (float32); an ensemble's are the mean of its models'.
+        """Probabilities ``[n, n_labels]`` (float32); an ensemble's are the mean of its models', each
+        counted its weight times.
 
         ``progress``: a bar on stderr (``None``: only when stderr is a terminal and the input is long).
         Documents go through in chunks of the size the study predicted with, so a split scored here gets
@@ -76,13 +84,19 @@ class Predictor:
         """
         texts = _texts(texts)
         out = np.zeros((len(texts), len(self.manifest.label_names)), dtype=np.float32)
+        entries = self.manifest.models
+        total = sum(entry.weight for entry in entries)
         bar = _progress_bar(len(texts), progress)
         try:
             for start in range(0, len(texts), PREDICT_BATCH):
-                ids = self.vectorize(texts[start:start + PREDICT_BATCH])
-                probs = [np.asarray(m.predict(ids, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
-                         for m in self.models]
-                out[start:start + len(ids)] = probs[0] if len(probs) == 1 else np.mean(probs, axis=0)
+                chunk = texts[start:start + PREDICT_BATCH]
+                ids = self.vectorize(chunk)
+                probs = [_predict(entry, model, chunk, ids) for entry, model in zip(entries, self.models, strict=True)]
+                if len(probs) == 1:
+                    out[start:start + len(ids)] = probs[0]
+                else:  # in float64, as the ensemble's selection averaged them
+                    mean = sum(entry.weight * p.astype(np.float64) for entry, p in zip(entries, probs, strict=True))
+                    out[start:start + len(ids)] = mean / total
                 if bar is not None:
                     bar.update(len(ids))
         finally:
@@ -119,7 +133,15 @@ def load_predictor(folder: str | Path) -> Predictor:
 
 def open_predictor(folder: Path, manifest: Manifest, vocabulary: Sequence[str]) -> Predictor:
     """The predictor of a folder whose manifest and vocabulary were read (and checked) already."""
-    return Predictor(folder, manifest, vocabulary, [_load_model(folder / m.file, manifest) for m in manifest.models])
+    models = [_load_model(folder / m.file, manifest) if m.kind == KERAS
+              else LinearTextModel.load(folder / m.file, len(manifest.label_names)) for m in manifest.models]
+    return Predictor(folder, manifest, vocabulary, models)
+
+
+def _predict(entry: ModelEntry, model: Any, texts: list[str], ids: np.ndarray) -> np.ndarray:
+    if entry.kind == KERAS:
+        return np.asarray(model.predict(ids, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
+    return np.asarray(model.predict_proba(texts), dtype=np.float32)
 
 
 def _load_model(path: Path, manifest: Manifest) -> Any:

@@ -1,7 +1,8 @@
 """What an export reads from a study: the store, the trial to export, its data (keras-free).
 
 Every refusal here comes before anything is written: a missing SQLite file, an unknown study, a trial
-that does not exist or has no saved model, a study without a final model, data the study was not run on.
+that does not exist or has no saved model, a study without the final model asked for (or one whose
+ensemble names a trial without a saved model), data the study was not run on.
 """
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search._final import FINAL_CHOICES, FinalEnsemble, FinalRefit, read_ensemble, read_refit
 from search._study import FINGERPRINT_ATTR, StoredStudy, check_data_fingerprint, read_study
 from search.errors import StudyConfigError
 from search.record import MODEL_ARTIFACT_ID, TrialRecord
 
-__all__ = ["StudySource", "open_study_source", "pick_trial", "refuse_final", "load_study_data", "validation_texts"]
+__all__ = ["StudySource", "open_study_source", "pick_trial", "pick_final", "load_study_data",
+           "validation_texts"]
 
 
 @dataclass
@@ -79,19 +82,38 @@ def pick_trial(source: StudySource, number: int | None) -> FrozenTrial:
     return trial
 
 
-def refuse_final(source: StudySource) -> None:
-    """``--final``: the study's ensemble or refit model (``search.finalize`` records them on the study). An
-    export folder cannot hold them yet: the bundle has no weight per model entry, and the ensemble may
-    average in the TF-IDF reference, a scikit-learn pipeline; so every study is refused."""
-    from search._final import read_ensemble, read_refit
-
-    finals = [f.name for f in (read_ensemble(source.study), read_refit(source.study)) if f is not None]
-    if finals:
-        raise StudyConfigError(f"has final models ({'; '.join(finals)}), but an export folder cannot hold them yet "
-                               "(score them with python -m search.report); expected --trial N, or no flag for the "
-                               "best trial", source=f"study '{source.name}'")
-    raise StudyConfigError("has no final model (an ensemble or refit of its best trials, made by search.finalize); "
-                           "expected --trial N, or no flag for the best trial", source=f"study '{source.name}'")
+def pick_final(source: StudySource, which: str | None) -> FinalEnsemble | FinalRefit:
+    """The study's final model (``which``: ``"ensemble"``, ``"refit"`` or None for the ensemble where
+    there is one: it is chosen on the validation split and scored best in the measurements), with a
+    saved model for every trial it needs; refused otherwise."""
+    name = f"study '{source.name}'"
+    ensemble, refit = read_ensemble(source.study), read_refit(source.study)
+    if ensemble is None and refit is None:
+        raise StudyConfigError("has no final model (an ensemble or refit of its best trials, made by "
+                               "search.finalize); expected python -m search.finalize to be run first, or --trial N, or "
+                               "no flag for the best trial", source=name)
+    if which is not None and which not in FINAL_CHOICES:
+        raise StudyConfigError(f"got {which!r}; expected one of {', '.join(FINAL_CHOICES)}", source="--final")
+    chosen: FinalEnsemble | FinalRefit | None = {"ensemble": ensemble, "refit": refit}.get(which or "ensemble")
+    if chosen is None and which is None:
+        chosen = refit
+    if chosen is None:
+        have = ensemble.name if ensemble is not None else refit.name if refit is not None else ""
+        raise StudyConfigError(f"has no final {which} (search.finalize recorded: {have}); expected --final with what "
+                               "it has, or search.finalize run again", source=name)
+    if isinstance(chosen, FinalEnsemble):
+        trials = source.study.get_trials(deepcopy=False)
+        by_number = {t.number: t for t in trials}
+        for number in chosen.weights():
+            trial = by_number.get(number)
+            if trial is None or trial.state != TrialState.COMPLETE:
+                raise StudyConfigError(f"its ensemble names trial {number}, which is not a complete trial of it; "
+                                       "expected python -m search.finalize to be run again", source=name)
+            record = TrialRecord.from_trial(trial)
+            if not record.model_artifact_id:
+                raise StudyConfigError(f"its ensemble's trial {number}: {_no_model_reason(record)}; expected the "
+                                       "saved models search.finalize selected from", source=name)
+    return chosen
 
 
 def load_study_data(source: StudySource) -> Any:

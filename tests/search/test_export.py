@@ -137,22 +137,6 @@ def test_the_command_line_refuses_without_a_traceback(studies: Path, tmp_path: P
     assert not out.exists()
 
 
-def test_a_finalized_study_is_refused_for_what_it_is(studies: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from search._final._record import FinalEnsemble, write_final
-
-    copy = tmp_path / "copy"
-    shutil.copytree(studies, copy)
-    study = optuna.load_study(study_name=STUDY, storage=storage_url(copy))
-    write_final(study, FinalEnsemble(members=(0,), threshold=0.4, valid_micro_f1=0.5,
-                                     best_single_valid_micro_f1=0.5, candidates=(0,), reference_picks=1))
-    out = tmp_path / "final"
-    result = _export(capsys, "--study", STUDY, "--storage", storage_url(copy), "--final", "--out", str(out))
-    assert_one_line_error(result, f"study '{STUDY}'", "has final models", "ensemble of 1 trial (0) + TF-IDF",
-                          "cannot hold them yet", "--trial N")
-    assert not out.exists()
-
-
 def test_the_export_does_not_need_the_study(studies: Path, tmp_path: Path) -> None:
     """The folder alone: the store, the artifacts and the data cache gone, predictions unchanged."""
     import search

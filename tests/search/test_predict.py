@@ -132,6 +132,25 @@ def _corrupt(folder: Path, case: str) -> None:
         (folder / "model-0.keras").write_bytes(b"not a zip archive")
         manifest["models"][0]["sha256"] = hashlib.sha256(b"not a zip archive").hexdigest()
         manifest_path.write_text(json.dumps(manifest))
+    elif case in ("version unknown", "weight not positive", "kind unknown"):
+        if case == "version unknown":
+            manifest["version"] = 3
+        else:
+            manifest["models"][0]["weight" if case == "weight not positive" else "kind"] = 0 if case == \
+                "weight not positive" else "onnx"
+        manifest_path.write_text(json.dumps(manifest))
+    elif case in ("reference not a reference", "reference of other labels"):
+        # a consistent manifest around a TF-IDF reference file that is not one (or is one for 3 labels)
+        path = folder / "reference.npz"
+        if case == "reference not a reference":
+            path.write_bytes(b"not an npz archive")
+        else:
+            from search._serving._linear import LinearTextModel
+            LinearTextModel(terms=("a", "b"), idf=np.ones(2), coef=np.zeros((3, 2)), intercept=np.zeros(3),
+                            ngram_range=(1, 2), sublinear_tf=True, lowercase=True, token_pattern=r"\w+").save(path)
+        manifest["models"].append({"file": "reference.npz", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                   "kind": "tfidf-logreg", "weight": 1})
+        manifest_path.write_text(json.dumps(manifest))
     elif case == "vocabulary missing":
         (folder / "vocabulary.txt").unlink()
     elif case == "vocabulary corrupt":
@@ -148,6 +167,11 @@ FOLDER_CASES = {
     "model missing": ("", ["model-0.keras", "missing"]),
     "model corrupt": ("", ["model-0.keras", "corrupt"]),
     "model not a model": ("", ["model-0.keras", "cannot be loaded as a Keras model"]),
+    "version unknown": ("", ["export.json", "field 'version'", "got 3", "expected 1 or 2"]),
+    "weight not positive": ("", ["export.json", "field 'models[0].weight'", "got 0", "positive integer"]),
+    "kind unknown": ("", ["export.json", "field 'models[0].kind'", "'onnx'", "keras, tfidf-logreg"]),
+    "reference not a reference": ("", ["reference.npz", "cannot be read", "TF-IDF reference"]),
+    "reference of other labels": ("", ["reference.npz", "shape (3, 2)", "expected (50, 2)"]),
     "vocabulary missing": ("", ["vocabulary.txt", "missing"]),
     "vocabulary corrupt": ("", ["vocabulary.txt", "corrupt"]),
 }
@@ -167,6 +191,17 @@ def test_a_bad_export_folder(case: str, export: Path, tmp_path: Path, capsys: py
     result = _predict(capsys, str(folder), "--text", "a library", "--output", str(output))
     assert_one_line_error(result, *needles)
     assert list(output.parent.iterdir()) == []
+
+
+def test_a_format_1_folder_is_still_read(export: Path, predictor: search._serving.Predictor, tmp_path: Path) -> None:
+    """Exports made before ensembles (format 1: no weights, no model kinds) predict as before."""
+    folder = tmp_path / "v1"
+    shutil.copytree(export, folder)
+    manifest = json.loads((folder / "export.json").read_text())
+    manifest["version"] = 1
+    manifest["models"] = [{k: v for k, v in m.items() if k not in ("kind", "weight")} for m in manifest["models"]]
+    (folder / "export.json").write_text(json.dumps(manifest))
+    np.testing.assert_array_equal(search.load_predictor(folder).predict_proba(TEXTS), predictor.predict_proba(TEXTS))
 
 
 INPUT_CASES: dict[str, tuple[str, bytes, list[str]]] = {

@@ -1,0 +1,162 @@
+"""``python -m search.export --final``: a study's ensemble (weighted members, the TF-IDF reference) or refit
+model as a folder, predicting what search.finalize selected; and its refusals."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from clihelpers import CliResult, assert_one_line_error
+from servinghelpers import STUDY, TINY, storage_url, tiny_studies
+
+from search._cli import run_main
+from search.export import main
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def finalized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny study, finalized for real: its greedy ensemble and its refit recorded."""
+    from search._final._finalize import finalize_study
+
+    folder = tmp_path_factory.mktemp("finalized")
+    shutil.copytree(tiny_studies(tmp_path_factory), folder, dirs_exist_ok=True)
+    shutil.rmtree(folder / "export")
+    finalize_study(STUDY, storage=storage_url(folder), log=lambda m: None)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def validation() -> tuple[list[str], np.ndarray]:
+    from search.config import RunConfig
+    from search.data import load_dataset, load_texts
+
+    config = RunConfig(study=STUDY, space="attn", **TINY)
+    texts = load_texts(config.data, config.data_settings())
+    assert texts is not None
+    return texts["valid"], load_dataset(config.data, config.data_settings()).y_valid
+
+
+def _export(capsys: pytest.CaptureFixture[str], *argv: str) -> CliResult:
+    code = run_main(main, list(argv))
+    out, err = capsys.readouterr()
+    return CliResult(code, out, err)
+
+
+def _copy_with_ensemble(finalized: Path, tmp_path: Path, **fields: object) -> Path:
+    """A copy of the finalized study whose recorded ensemble is ``fields`` (a hand-made selection)."""
+    from search._final._record import FinalEnsemble, write_final
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finalized, copy)
+    study = optuna.load_study(study_name=STUDY, storage=storage_url(copy))
+    values = {"threshold": 0.3, "valid_micro_f1": 0.0, "best_single_valid_micro_f1": 0.0, "candidates": (0, 1)}
+    write_final(study, FinalEnsemble(**(values | fields)))  # type: ignore[arg-type]
+    return copy
+
+
+def test_an_ensemble_with_the_reference_predicts_the_weighted_mean(finalized: Path, tmp_path: Path,
+                                                                   validation: tuple[list[str], np.ndarray],
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Trial 1 picked twice, trial 0 once, the reference once: the folder's probabilities are
+    (2 p1 + p0 + p_reference) / 4, each part computed here on its own, and its micro-F1 at the ensemble's
+    threshold is the one search.finalize recorded."""
+    import search
+    from search.config import RunConfig
+    from search.metrics import micro_f1
+    from search.reference import fit_reference
+
+    texts, y_valid = validation
+    singles = {}
+    for number in (0, 1):
+        out = tmp_path / f"trial-{number}"
+        assert _export(capsys, "--study", STUDY, "--storage", storage_url(finalized), "--trial", str(number),
+                       "--out", str(out)).returncode == 0
+        singles[number] = search.load_predictor(out).predict_proba(texts).astype(np.float64)
+    config = RunConfig(study=STUDY, space="attn", **TINY)
+    reference = fit_reference(config.data, config.data_settings()).valid_prob.astype(np.float64)
+    expected = (2 * singles[1] + singles[0] + reference) / 4
+    score = micro_f1(y_valid, expected, 0.3)
+    copy = _copy_with_ensemble(finalized, tmp_path, members=(1, 0, 1), reference_picks=1, valid_micro_f1=score)
+
+    out = tmp_path / "ensemble"
+    result = _export(capsys, "--study", STUDY, "--storage", storage_url(copy), "--final", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "exported ensemble of 2 trials (0, 1) + TF-IDF reference" in result.stdout
+    assert f"search.finalize recorded {score:.4f}" in result.stdout and "note:" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "export.json", "model-0.keras", "model-1.keras",
+                                                     "reference.npz", "vocabulary.txt"]
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["kind"] == "final" and manifest["version"] == 2 and manifest["threshold"] == 0.3
+    assert [(m["file"], m["kind"], m["weight"], m["source"].get("trial")) for m in manifest["models"]] == [
+        ("model-0.keras", "keras", 2, 1), ("model-1.keras", "keras", 1, 0), ("reference.npz", "tfidf-logreg", 1, None)]
+    predictor = search.load_predictor(out)
+    np.testing.assert_allclose(predictor.predict_proba(texts), expected, atol=1e-5)
+    assert micro_f1(y_valid, predictor.predict_proba(texts), predictor.threshold) == pytest.approx(score, abs=1e-4)
+    card = (out / "README.md").read_text()
+    for needle in ("final model: ensemble of 2 trials (0, 1) + TF-IDF reference", "## Models", "`reference.npz` | 1 |",
+                   "`model-0.keras` | 2 | trial 1", "selected on these documents", f"{score:.4f}", "search.report"):
+        assert needle in card, needle
+
+
+def test_the_real_finalize_ensemble_and_refit_export_by_name(finalized: Path, tmp_path: Path,
+                                                             validation: tuple[list[str], np.ndarray],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import search
+    from search._final import read_ensemble, read_refit
+    from search.metrics import micro_f1
+
+    texts, y_valid = validation
+    study = optuna.load_study(study_name=STUDY, storage=storage_url(finalized))
+    ensemble, refit = read_ensemble(study), read_refit(study)
+    assert ensemble is not None and refit is not None
+    bare = tmp_path / "bare"  # a bare --final: the ensemble, when there is one
+    assert _export(capsys, "--study", STUDY, "--storage", storage_url(finalized), "--final",
+                   "--out", str(bare)).returncode == 0
+    manifest = json.loads((bare / "export.json").read_text())
+    assert manifest["study"]["final"] == "ensemble" and manifest["study"]["final_name"] == ensemble.name
+    assert sum(m["weight"] for m in manifest["models"]) == ensemble.size
+    predictor = search.load_predictor(bare)
+    assert micro_f1(y_valid, predictor.predict_proba(texts), predictor.threshold) == pytest.approx(
+        ensemble.valid_micro_f1, abs=1e-4)
+
+    out = tmp_path / "refit"
+    result = _export(capsys, "--study", STUDY, "--storage", storage_url(finalized), "--final", "refit",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"exported {refit.name}" in result.stdout and "trained on validation too" in result.stdout
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["threshold"] == refit.threshold
+    assert [m["source"] for m in manifest["models"]] == [
+        {"study": STUDY, "refit_of_trial": refit.trial, "epochs": refit.epochs, "artifact_id": refit.artifact_id}]
+    card = (out / "README.md").read_text()
+    assert "not held-out" in card and f"final model: {refit.name}" in card
+    assert search.load_predictor(out).predict(["graphical web browser"], threshold=0.01)[0].labels
+
+
+BAD = {
+    "no such final": ({"members": (0,)}, ["--final", "refit"], ["has no final refit", "ensemble of 1 trial (0)"]),
+    "ensemble of a missing trial": ({"members": (0, 7)}, ["--final"], ["names trial 7", "not a complete trial",
+                                                                       "search.finalize"]),
+    "not a final model": ({"members": (0,)}, ["--final", "best"], ["--final", "expected one of ensemble, refit"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_final_is_one_line_and_writes_nothing(case: str, finalized: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    ensemble, flags, needles = BAD[case]
+    copy = _copy_with_ensemble(finalized, tmp_path, **ensemble)
+    study = optuna.load_study(study_name=STUDY, storage=storage_url(copy))
+    study.set_user_attr("final_refit", None)  # only the hand-made ensemble
+    out = tmp_path / "out" / "model"
+    result = _export(capsys, "--study", STUDY, "--storage", storage_url(copy), *flags, "--out", str(out))
+    assert_one_line_error(result, *needles)
+    assert not (tmp_path / "out").exists()
