@@ -10,6 +10,9 @@
 3. Report: ``search.report.make_report``: the TF-IDF + logistic regression reference on the raw text,
    and test micro-F1 / macro-F1 of the best single model, the ensemble and the refit, each with its paired
    bootstrap 95% interval against the reference (over test documents).
+4. Use: ``python -m search.export --study attn --final`` (the ensemble) into ``DIR/final-model``, then
+   the test split's raw text through that folder alone (``search.load_predictor``): its test micro-F1
+   must be the report's ensemble row, and the folder's size and documents per second are printed.
 
 ``--reuse``: skip the search when ``DIR/studies.db`` already holds a finished study (to finalize and
 report a run again; ``--finalize-arg=--no-refit`` keeps the refit already recorded). Prints the table
@@ -88,11 +91,39 @@ def main(argv: list[str] | None = None) -> int:
                and r["low"] > 0)
         print(f"{r['model']}: >= {TARGET_FINAL_MICRO} micro, >= {TARGET_FINAL_MACRO} macro, CI above 0: "
               f"{'met' if met else 'missed'}")
+    used = _use_the_export(out, storage, seconds)
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "reference": reference.metrics, "seconds": seconds,
-                                         "trials": report.trial_counts}, indent=2))
+                                         "trials": report.trial_counts, "export": used}, indent=2))
     return 0
+
+
+def _use_the_export(out: Path, storage: str, seconds: dict[str, float]) -> dict[str, Any]:
+    """The final model as a user gets it: exported, then the raw test text through the folder alone."""
+    import search
+    from search.config import RunConfig
+    from search.data import load_dataset, load_texts
+    from search.metrics import evaluate
+
+    folder = out / "final-model"
+    seconds["export"] = _run("search.export", "--study", STUDY, "--storage", storage, "--final", "--out", str(folder),
+                             "--force", cwd=out)
+    config = RunConfig(study=STUDY, space="attn")
+    texts = load_texts(config.data, config.data_settings())
+    assert texts is not None
+    y_test = load_dataset(config.data, config.data_settings(), include_test=True).y_test
+    predictor = search.load_predictor(folder)
+    start = time.perf_counter()
+    prob = predictor.predict_proba(texts["test"])
+    predict_s = time.perf_counter() - start
+    metrics = evaluate(y_test, prob, predictor.threshold)
+    size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+    print(f"\nthe exported final model ({folder}, {size:.0f} MB, {len(predictor.models)} models): test micro-F1 "
+          f"{metrics['micro_f1']:.4f}, macro-F1 {metrics['macro_f1']:.4f} from raw text, "
+          f"{len(prob) / predict_s:.0f} documents/s")
+    return {"test_micro_f1": metrics["micro_f1"], "test_macro_f1": metrics["macro_f1"], "megabytes": size,
+            "docs_per_second": len(prob) / predict_s}
 
 
 if __name__ == "__main__":

@@ -61,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if done.refit is not None:
         print(f"study '{args.study}': {done.refit.name}, {done.refit.seconds:.0f} s")
     print(f"score them on the test split: python -m search.report --study {args.study}")
+    print(f"use one on new text: python -m search.export --study {args.study} --final"
+          f"{' refit' if done.ensemble is None else ''} --out DIR")
     return 0
 
 
