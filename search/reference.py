@@ -13,13 +13,16 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from search.metrics import tune_threshold
 
 if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.multiclass import OneVsRestClassifier
+
     from search.data import Dataset, DataSettings
 
 __all__ = ["Reference", "fit_reference", "RAW_TEXT", "TOKEN_IDS"]
@@ -40,8 +43,9 @@ class Reference:
     valid_prob: np.ndarray
     test_prob: np.ndarray | None  # only when the test split was asked for
     seconds: float
-    vectorizer: Any = None  # the fitted TfidfVectorizer and OneVsRestClassifier (an export carries them)
-    classifier: Any = None
+    # the fitted model, only when asked for (an export carries it; others need not hold 60 MB of weights)
+    vectorizer: TfidfVectorizer | None = None
+    classifier: OneVsRestClassifier | None = None
 
 
 def _id_documents(x: np.ndarray) -> list[str]:
@@ -49,10 +53,11 @@ def _id_documents(x: np.ndarray) -> list[str]:
 
 
 def fit_reference(data: str, settings: DataSettings, *, dataset: Dataset | None = None,
-                  include_test: bool = False) -> Reference:
+                  include_test: bool = False, keep_model: bool = False) -> Reference:
     """Fit the reference on the training split of ``data`` (with ``settings``' split and ``limit``), tune
     its threshold on validation, and (``include_test``) predict the test split. ``dataset``: the loaded
-    token-id dataset, when the caller has it (its labels are the reference's labels)."""
+    token-id dataset, when the caller has it (its labels are the reference's labels). ``keep_model``:
+    the result holds the fitted vectorizer and classifier."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -85,4 +90,5 @@ def fit_reference(data: str, settings: DataSettings, *, dataset: Dataset | None 
     return Reference(input=kind, threshold=float(threshold), valid_micro_f1=float(valid_f1),
                      valid_prob=np.asarray(valid_prob, dtype=np.float32),
                      test_prob=None if test_prob is None else np.asarray(test_prob, dtype=np.float32),
-                     seconds=time.perf_counter() - start, vectorizer=vectorizer, classifier=classifier)
+                     seconds=time.perf_counter() - start, vectorizer=vectorizer if keep_model else None,
+                     classifier=classifier if keep_model else None)

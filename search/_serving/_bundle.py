@@ -37,6 +37,8 @@ READS = (1, 2)
 KERAS = "keras"
 TFIDF_LOGREG = "tfidf-logreg"
 MODEL_KINDS = (KERAS, TFIDF_LOGREG)
+#: What the folder holds: one trial's model, or the study's final model (ensemble or refit).
+EXPORT_KINDS = ("trial", "final")
 MANIFEST = "export.json"
 VOCABULARY = "vocabulary.txt"
 CARD = "README.md"
@@ -65,7 +67,8 @@ class ModelEntry:
 @dataclass(frozen=True)
 class Manifest:
     """What ``export.json`` says. ``kind`` is ``"trial"`` (one trial's model) or ``"final"`` (the study's
-    ensemble or refit model); a final export lists several models, averaged with ``combine``."""
+    ensemble or refit model); an ensemble lists several models, combined by ``combine``: the mean of
+    their probabilities, each counted its entry's ``weight`` times."""
 
     kind: str
     models: tuple[ModelEntry, ...]
@@ -146,6 +149,8 @@ def read_manifest(folder: str | Path) -> Manifest:
         raise InputError(f"got {data.get('version')!r}; expected {' or '.join(map(str, READS))} (the export formats "
                          "this installation reads)", source=source, field="version")
     kind = _field(data, "kind", str, source, "'trial' or 'final'")
+    if kind not in EXPORT_KINDS:
+        raise InputError(f"got {kind!r}; expected 'trial' or 'final'", source=source, field="kind")
     combine = data.get("combine", COMBINE_MEAN)
     if combine != COMBINE_MEAN:
         raise InputError(f"got {combine!r}; expected {COMBINE_MEAN!r}", source=source, field="combine")
@@ -158,14 +163,14 @@ def read_manifest(folder: str | Path) -> Manifest:
         if not isinstance(item, dict) or not isinstance(item.get("file"), str) or \
                 not isinstance(item.get("sha256"), str) or Path(item["file"]).name != item["file"]:
             raise InputError("expected {\"file\": NAME in the folder, \"sha256\": HEX}", source=source, field=where)
-        kind, weight = item.get("kind", KERAS), item.get("weight", 1)
-        if kind not in MODEL_KINDS:
-            raise InputError(f"got {kind!r}; expected one of {', '.join(MODEL_KINDS)}", source=source,
+        model_kind, weight = item.get("kind", KERAS), item.get("weight", 1)
+        if model_kind not in MODEL_KINDS:
+            raise InputError(f"got {model_kind!r}; expected one of {', '.join(MODEL_KINDS)}", source=source,
                              field=f"{where}.kind")
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
             raise InputError(f"got {weight!r}; expected a positive integer (times the model is counted in the "
                              "mean)", source=source, field=f"{where}.weight")
-        models.append(ModelEntry(item["file"], item["sha256"], dict(item.get("source") or {}), kind, weight))
+        models.append(ModelEntry(item["file"], item["sha256"], dict(item.get("source") or {}), model_kind, weight))
     if all(m.kind != KERAS for m in models):
         raise InputError("lists no Keras model; expected at least one", source=source, field="models")
     threshold = check_threshold(data.get("threshold"), source, "threshold")

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from search import reference
 from search._serving._bundle import Manifest
 from search.record import TrialRecord
 
@@ -49,7 +50,8 @@ class MemberFacts:
     file: str
     weight: int
     what: str  # "trial 3", "refit of trial 1 ...", "TF-IDF + logistic regression reference"
-    valid_micro_f1: float | None  # its own, as the study recorded it (none for a refit or the reference)
+    valid_micro_f1: float | None  # its own on validation (a trial's recorded value, the reference's tuned
+    # score); none for a refit, which trained on validation
     record: TrialRecord | None  # the trial's record (none for the reference)
 
 
@@ -67,6 +69,10 @@ class FinalCardFacts:
     data: DataFacts
     validation: Mapping[str, float]
     versions: Mapping[str, str]
+
+
+_REFERENCE_SETTINGS = (f"TF-IDF word {reference.NGRAMS[0]}-{reference.NGRAMS[1]} grams of the raw text, logistic "
+                       f"regression C={reference.C:g}")
 
 
 def _num(value: Any) -> str:
@@ -228,7 +234,7 @@ def render_final_card(manifest: Manifest, facts: FinalCardFacts) -> str:
     ]
     for m in facts.members:
         params = (", ".join(f"{k}={_cell(m.record.params[k])}" for k in sorted(m.record.searched_params)
-                            if k in m.record.params) if m.record is not None else "TF-IDF 1-2 grams, C=10")
+                            if k in m.record.params) if m.record is not None else _REFERENCE_SETTINGS)
         position = _attention(m.record) if m.record is not None else "-"
         lines.append(f"| `{m.file}` | {m.weight} | {m.what} | {position} | {_num(m.valid_micro_f1)} | {params} |")
     lines += [

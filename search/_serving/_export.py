@@ -122,6 +122,7 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
         threshold = float(record.threshold if record.threshold is not None else DEFAULT_THRESHOLD)
         recorded = float(chosen.value or 0.0)
 
+    made_parent = not out.parent.exists()
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -132,7 +133,7 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
             entries.append(ModelEntry(d.file, sha256_of(stage / d.file), d.source | {"artifact_id": d.artifact_id},
                                       KERAS, d.weight))
         if reference_weight:
-            entries.append(_write_reference(source, dataset, stage / REFERENCE_FILE, reference_weight, log))
+            entries.append(_write_reference(source, dataset, texts, stage / REFERENCE_FILE, reference_weight, log))
         write_vocabulary(stage / VOCABULARY, dataset.vocabulary)
         from search.data._vectorize import tokenizer_settings
         from storage import mask_url
@@ -181,6 +182,9 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
+        if made_parent and not out.exists():  # a failed export leaves no folder it made behind
+            with contextlib.suppress(OSError):
+                out.parent.rmdir()
     if recorded is not None and abs(validation["micro_f1"] - recorded) >= 5e-5:
         what = "the trial recorded" if chosen_final is None else "search.finalize recorded"
         log(f"note: validation micro-F1 through the folder is {validation['micro_f1']:.4f}, {what} {recorded:.4f}")
@@ -189,18 +193,26 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
     return ExportResult(out, number, name, recorded, validation["micro_f1"])
 
 
-def _write_reference(source: StudySource, dataset: Dataset, path: Path, weight: int,
+def _write_reference(source: StudySource, dataset: Dataset, texts: list[str], path: Path, weight: int,
                      log: Callable[[str], None]) -> ModelEntry:
     """Fit the TF-IDF reference as search.finalize did (deterministic: the same model) and save it."""
+    import numpy as np
+
     from search.reference import RAW_TEXT, fit_reference
 
     config = source.stored.config
     log("fitting the TF-IDF + logistic regression reference the ensemble averages in (as search.finalize did)")
-    reference = fit_reference(config.data, config.data_settings(), dataset=dataset)
+    reference = fit_reference(config.data, config.data_settings(), dataset=dataset, keep_model=True)
     if reference.input != RAW_TEXT:  # load_study_data refuses token-id data before an export gets here
         raise StudyConfigError(f"its reference reads {reference.input}; expected raw text",
                                source=f"study '{source.name}'")
-    LinearTextModel.from_fitted(reference.vectorizer, reference.classifier).save(path)
+    assert reference.vectorizer is not None and reference.classifier is not None  # keep_model
+    model = LinearTextModel.from_fitted(reference.vectorizer, reference.classifier)
+    model.save(path)
+    # The folder's arrays must give the fitted model's probabilities, or the ensemble is not the one selected.
+    gap = float(np.abs(LinearTextModel.load(path, model.n_labels).predict_proba(texts) - reference.valid_prob).max())
+    if gap > 1e-5:
+        raise RuntimeError(f"the exported TF-IDF reference differs from the fitted one by {gap:.2g} on validation")
     return ModelEntry(path.name, sha256_of(path), {"reference": "TF-IDF + logistic regression", "input": RAW_TEXT,
                                                    "valid_micro_f1": reference.valid_micro_f1}, TFIDF_LOGREG, weight)
 

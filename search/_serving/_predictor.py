@@ -124,7 +124,7 @@ def load_predictor(folder: str | Path) -> Predictor:
     """The predictor of export ``folder`` (made by ``python -m search.export``).
 
     Raises :class:`~search.errors.InputError` naming the file when the folder is not an export or a file
-    in it is missing, damaged or not a Keras model.
+    in it is missing, damaged, or not a Keras model (or TF-IDF reference) as the manifest says.
     """
     root = Path(folder)
     manifest = read_manifest(root)

@@ -98,6 +98,8 @@ def test_an_ensemble_with_the_reference_predicts_the_weighted_mean(finalized: Pa
     assert [(m["file"], m["kind"], m["weight"], m["source"].get("trial")) for m in manifest["models"]] == [
         ("model-0.keras", "keras", 2, 1), ("model-1.keras", "keras", 1, 0), ("reference.npz", "tfidf-logreg", 1, None)]
     predictor = search.load_predictor(out)
+    assert predictor.manifest.kind == "final"
+    assert [(m.kind, m.weight) for m in predictor.manifest.models] == [("keras", 2), ("keras", 1), ("tfidf-logreg", 1)]
     np.testing.assert_allclose(predictor.predict_proba(texts), expected, atol=1e-5)
     assert micro_f1(y_valid, predictor.predict_proba(texts), predictor.threshold) == pytest.approx(score, abs=1e-4)
     card = (out / "README.md").read_text()
@@ -159,4 +161,21 @@ def test_bad_final_is_one_line_and_writes_nothing(case: str, finalized: Path, tm
     out = tmp_path / "out" / "model"
     result = _export(capsys, "--study", STUDY, "--storage", storage_url(copy), *flags, "--out", str(out))
     assert_one_line_error(result, *needles)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_member_whose_model_is_gone_fails_the_export_writing_nothing(finalized: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The second member's saved model deleted: refused once the first is copied, and no folder is left."""
+    from search.record import TrialRecord
+
+    copy = _copy_with_ensemble(finalized, tmp_path, members=(1, 0))
+    trial = optuna.load_study(study_name=STUDY, storage=storage_url(copy)).trials[0]
+    artifact = str(TrialRecord.from_trial(trial).model_artifact_id)
+    (gone,) = [p for p in copy.rglob(f"*{artifact}*") if p.is_file()]
+    gone.unlink()
+    out = tmp_path / "out" / "model"
+    result = _export(capsys, "--study", STUDY, "--storage", storage_url(copy), "--final", "ensemble",
+                     "--out", str(out))
+    assert_one_line_error(result, "--artifacts", f"model artifact {artifact}")
     assert not (tmp_path / "out").exists()

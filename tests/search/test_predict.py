@@ -132,9 +132,11 @@ def _corrupt(folder: Path, case: str) -> None:
         (folder / "model-0.keras").write_bytes(b"not a zip archive")
         manifest["models"][0]["sha256"] = hashlib.sha256(b"not a zip archive").hexdigest()
         manifest_path.write_text(json.dumps(manifest))
-    elif case in ("version unknown", "weight not positive", "kind unknown"):
+    elif case in ("version unknown", "weight not positive", "kind unknown", "export kind unknown"):
         if case == "version unknown":
             manifest["version"] = 3
+        elif case == "export kind unknown":
+            manifest["kind"] = "ensemble"
         else:
             manifest["models"][0]["weight" if case == "weight not positive" else "kind"] = 0 if case == \
                 "weight not positive" else "onnx"
@@ -170,6 +172,7 @@ FOLDER_CASES = {
     "version unknown": ("", ["export.json", "field 'version'", "got 3", "expected 1 or 2"]),
     "weight not positive": ("", ["export.json", "field 'models[0].weight'", "got 0", "positive integer"]),
     "kind unknown": ("", ["export.json", "field 'models[0].kind'", "'onnx'", "keras, tfidf-logreg"]),
+    "export kind unknown": ("", ["export.json", "field 'kind'", "'ensemble'", "'trial' or 'final'"]),
     "reference not a reference": ("", ["reference.npz", "cannot be read", "TF-IDF reference"]),
     "reference of other labels": ("", ["reference.npz", "shape (3, 2)", "expected (50, 2)"]),
     "vocabulary missing": ("", ["vocabulary.txt", "missing"]),
@@ -201,7 +204,9 @@ def test_a_format_1_folder_is_still_read(export: Path, predictor: search._servin
     manifest["version"] = 1
     manifest["models"] = [{k: v for k, v in m.items() if k not in ("kind", "weight")} for m in manifest["models"]]
     (folder / "export.json").write_text(json.dumps(manifest))
-    np.testing.assert_array_equal(search.load_predictor(folder).predict_proba(TEXTS), predictor.predict_proba(TEXTS))
+    old = search.load_predictor(folder)
+    assert old.manifest.kind == "trial" and [(m.kind, m.weight) for m in old.manifest.models] == [("keras", 1)]
+    np.testing.assert_array_equal(old.predict_proba(TEXTS), predictor.predict_proba(TEXTS))
 
 
 INPUT_CASES: dict[str, tuple[str, bytes, list[str]]] = {
