@@ -10,9 +10,9 @@
 3. Report: ``search.report.make_report``: the TF-IDF + logistic regression reference on the raw text,
    and test micro-F1 / macro-F1 of the best single model, the ensemble and the refit, each with its paired
    bootstrap 95% interval against the reference (over test documents).
-4. Use: ``python -m search.export --study attn --final`` (the ensemble) into ``DIR/final-model``, then
-   the test split's raw text through that folder alone (``search.load_predictor``): its test micro-F1
-   must be the report's ensemble row, and the folder's size and documents per second are printed.
+4. Use: ``python -m search.export --study attn --final ensemble`` into ``DIR/final-model``, then the
+   test split's raw text through that folder alone (``search.load_predictor``): its test micro-F1 is
+   compared with the report's ensemble row, and the folder's size and documents per second are printed.
 
 ``--reuse``: skip the search when ``DIR/studies.db`` already holds a finished study (to finalize and
 report a run again; ``--finalize-arg=--no-refit`` keeps the refit already recorded). Prints the table
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                and r["low"] > 0)
         print(f"{r['model']}: >= {TARGET_FINAL_MICRO} micro, >= {TARGET_FINAL_MACRO} macro, CI above 0: "
               f"{'met' if met else 'missed'}")
-    used = _use_the_export(out, storage, seconds)
+    ensemble_rows = [r for r, final in zip(rows[1:], report.finals, strict=True) if final.kind == "ensemble"]
+    used = _use_the_export(out, storage, seconds, ensemble_rows[0] if ensemble_rows else None)
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "reference": reference.metrics, "seconds": seconds,
@@ -99,17 +100,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _use_the_export(out: Path, storage: str, seconds: dict[str, float]) -> dict[str, Any]:
-    """The final model as a user gets it: exported, then the raw test text through the folder alone."""
+def _use_the_export(out: Path, storage: str, seconds: dict[str, float],
+                    ensemble: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The final ensemble as a user gets it: exported, then the raw test text through the folder alone;
+    its test micro-F1 must be the report's (which scored the same models from the study's token ids)."""
     import search
-    from search.config import RunConfig
+    from search._study import read_study
     from search.data import load_dataset, load_texts
     from search.metrics import evaluate
+    from storage import create_storage
 
+    if ensemble is None:
+        print("\nno ensemble to export (search.finalize ran with --no-ensemble)")
+        return None
     folder = out / "final-model"
-    seconds["export"] = _run("search.export", "--study", STUDY, "--storage", storage, "--final", "--out", str(folder),
-                             "--force", cwd=out)
-    config = RunConfig(study=STUDY, space="attn")
+    seconds["export"] = _run("search.export", "--study", STUDY, "--storage", storage, "--final", "ensemble",
+                             "--out", str(folder), "--force", cwd=out)
+    config = read_study(create_storage(storage), STUDY).config
     texts = load_texts(config.data, config.data_settings())
     assert texts is not None
     y_test = load_dataset(config.data, config.data_settings(), include_test=True).y_test
@@ -119,11 +126,13 @@ def _use_the_export(out: Path, storage: str, seconds: dict[str, float]) -> dict[
     predict_s = time.perf_counter() - start
     metrics = evaluate(y_test, prob, predictor.threshold)
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
-    print(f"\nthe exported final model ({folder}, {size:.0f} MB, {len(predictor.models)} models): test micro-F1 "
+    same = abs(metrics["micro_f1"] - ensemble["test_micro_f1"]) < 5e-4
+    print(f"\nthe exported ensemble ({folder}, {size:.0f} MB, {len(predictor.models)} models): test micro-F1 "
           f"{metrics['micro_f1']:.4f}, macro-F1 {metrics['macro_f1']:.4f} from raw text, "
-          f"{len(prob) / predict_s:.0f} documents/s")
+          f"{len(prob) / predict_s:.0f} documents/s; the report: {ensemble['test_micro_f1']:.4f} "
+          f"({'the same' if same else 'DIFFERENT'})")
     return {"test_micro_f1": metrics["micro_f1"], "test_macro_f1": metrics["macro_f1"], "megabytes": size,
-            "docs_per_second": len(prob) / predict_s}
+            "docs_per_second": len(prob) / predict_s, "same_as_report": same}
 
 
 if __name__ == "__main__":
