@@ -10,7 +10,9 @@ from typing import Any
 import optuna
 import pytest
 
-TINY = {"limit": 64, "max_len": 16, "vocab_size": 800, "epochs": 1}
+TINY = {"max_len": 16, "vocab_size": 800, "epochs": 1}
+#: debtags50 documents a split (see datahelpers): every model is scored on the whole valid and test splits
+SUBSET = {"train": 64, "valid": 400, "test": 400}
 ATTN_POSITIONS = ({"attention_position": "none"}, {"attention_position": "label"})  # with and without attention
 ABLATION_TRIALS = 12  # replicates 0 and 1 of the six positions (the space enqueues replicate by replicate)
 
@@ -65,11 +67,16 @@ def eager_functions() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with ``studies.db`` (studies ``attn`` and ``ablation``) and ``studies_artifacts/``."""
+    """A folder with ``studies.db`` (studies ``attn`` and ``ablation``, on a debtags50 subset: ``subset.jsonl``)
+    and ``studies_artifacts/``."""
+    from datahelpers import debtags_subset
+
     folder = tmp_path_factory.mktemp("report-studies")
     url = f"sqlite:///{folder / 'studies.db'}"
+    data = str(debtags_subset(folder, **SUBSET))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with eager_functions():
-        attn = run_study(url, "attn", "attn", len(ATTN_POSITIONS), sampler="random", enqueue=ATTN_POSITIONS)
-        run_study(url, "ablation", "ablation", ABLATION_TRIALS, source=attn)
+        attn = run_study(url, "attn", "attn", len(ATTN_POSITIONS), sampler="random", enqueue=ATTN_POSITIONS,
+                         data=data)
+        run_study(url, "ablation", "ablation", ABLATION_TRIALS, source=attn, data=data)
     return folder
