@@ -1,24 +1,30 @@
 """A tiny finished study with saved models and one export of it, shared by the export and predict tests.
 
-Made in-process the way a worker runs trials (prepare_study / open_study / Objective), on the bundled data
-cut to 64 training documents, 16 tokens, an 800-word vocabulary and one epoch. Built once per test run:
-both test modules ask for it, and the second finds it made.
+Made in-process the way a worker runs trials (prepare_study / open_study / Objective), on a debtags50
+subset (64 training, 400 validation and 400 test documents, see datahelpers), 16 tokens, an 800-word
+vocabulary and one epoch. Built once per test run: the test modules ask for it, and the later ones find
+it made.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import pytest
 
-TINY = {"limit": 64, "max_len": 16, "vocab_size": 800, "epochs": 1}
+if TYPE_CHECKING:
+    from search.config import RunConfig
+
+TINY = {"max_len": 16, "vocab_size": 800, "epochs": 1}
+SUBSET = {"train": 64, "valid": 400, "test": 400}
 STUDY = "tiny"
 NO_MODEL_STUDY = "nomodel"
 #: Trial 0 without attention, trial 1 with label-wise attention (a custom layer the export must reload).
 POSITIONS = ({"attention_position": "none"}, {"attention_position": "label"})
 
 
-def _run_study(url: str) -> None:
+def _run_study(url: str, data: str) -> None:
     from search._study import open_study, prepare_study, read_study
     from search.config import RunConfig
     from search.data import embedding_matrix_for, load_dataset
@@ -27,7 +33,7 @@ def _run_study(url: str) -> None:
     from spaces import get_space
     from storage import artifact_store_for, create_storage
 
-    config = RunConfig(study=STUDY, space="attn", pruner="none", sampler="random", **TINY)
+    config = RunConfig(study=STUDY, space="attn", pruner="none", sampler="random", data=data, **TINY)
     dataset = load_dataset(config.data, config.data_settings())
     embedding = embedding_matrix_for(dataset, config.embedding_dim)
     storage = create_storage(url)
@@ -42,7 +48,7 @@ def _run_study(url: str) -> None:
     study.optimize(objective, n_trials=len(POSITIONS), catch=(TrialFailure,))
 
     # A study whose one complete trial saved no model (as --no-save-models leaves it): no training needed.
-    no_model = RunConfig(study=NO_MODEL_STUDY, space="attn", pruner="none", save_models=False, **TINY)
+    no_model = RunConfig(study=NO_MODEL_STUDY, space="attn", pruner="none", save_models=False, data=data, **TINY)
     prepare_study(storage, no_model, space, dataset.fingerprint)
     optuna.load_study(study_name=NO_MODEL_STUDY, storage=storage).add_trial(
         optuna.trial.create_trial(value=0.1, user_attrs={"threshold": 0.3}))
@@ -57,7 +63,9 @@ def tiny_studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{folder / 'studies.db'}"
-    _run_study(url)
+    from datahelpers import debtags_subset
+
+    _run_study(url, str(debtags_subset(folder, **SUBSET)))
     from search._cli import run_main
     from search.export import main
 
@@ -69,3 +77,11 @@ def tiny_studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def storage_url(folder: Path) -> str:
     return f"sqlite:///{folder / 'studies.db'}"
+
+
+def tiny_config(folder: Path) -> RunConfig:
+    """The tiny study's run settings as stored (its data file included)."""
+    from search._study import read_study
+    from storage import create_storage
+
+    return read_study(create_storage(storage_url(folder)), STUDY).config

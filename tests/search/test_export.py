@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 import pytest
 from clihelpers import REPO, CliResult, assert_one_line_error, run_cli
-from servinghelpers import NO_MODEL_STUDY, STUDY, TINY, storage_url, tiny_studies
+from servinghelpers import NO_MODEL_STUDY, STUDY, TINY, storage_url, tiny_config, tiny_studies
 
 from search._cli import run_main
 from search.export import main
@@ -53,16 +53,13 @@ def test_the_folder_holds_model_vocabulary_settings_and_card(studies: Path) -> N
 def test_validation_through_the_export_equals_the_study(studies: Path) -> None:
     """Raw validation text -> the folder's tokeniser and model gives the study's token ids and micro-F1."""
     import search
-    from search.config import RunConfig
-    from search.data import BUNDLED, load_dataset
-    from search.data._textfiles import read_bundled
+    from search.data import load_dataset, load_texts
     from search.metrics import micro_f1
 
     predictor = search.load_predictor(studies / "export")
-    config = RunConfig(study=STUDY, space="attn", **TINY)
+    config = tiny_config(studies)
     dataset = load_dataset(config.data, config.data_settings())
-    records, _ = read_bundled(BUNDLED["debtags50"])
-    texts = [r.text for r in records if r.split == "valid"]
+    texts = load_texts(config.data, config.data_settings())["valid"]  # type: ignore[index]
     np.testing.assert_array_equal(predictor.vectorize(texts), dataset.x_valid)
     assert predictor.label_names == dataset.label_names
     prob = predictor.predict_proba(texts)

@@ -10,7 +10,7 @@ import numpy as np
 import optuna
 import pytest
 from clihelpers import CliResult, assert_one_line_error
-from servinghelpers import STUDY, TINY, storage_url, tiny_studies
+from servinghelpers import STUDY, storage_url, tiny_config, tiny_studies
 
 from search._cli import run_main
 from search.export import main
@@ -34,11 +34,10 @@ def finalized(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def validation() -> tuple[list[str], np.ndarray]:
-    from search.config import RunConfig
+def validation(finalized: Path) -> tuple[list[str], np.ndarray]:
     from search.data import load_dataset, load_texts
 
-    config = RunConfig(study=STUDY, space="attn", **TINY)
+    config = tiny_config(finalized)
     texts = load_texts(config.data, config.data_settings())
     assert texts is not None
     return texts["valid"], load_dataset(config.data, config.data_settings()).y_valid
@@ -69,7 +68,6 @@ def test_an_ensemble_with_the_reference_predicts_the_weighted_mean(finalized: Pa
     (2 p1 + p0 + p_reference) / 4, each part computed here on its own, and its micro-F1 at the ensemble's
     threshold is the one search.finalize recorded."""
     import search
-    from search.config import RunConfig
     from search.metrics import micro_f1
     from search.reference import fit_reference
 
@@ -80,7 +78,7 @@ def test_an_ensemble_with_the_reference_predicts_the_weighted_mean(finalized: Pa
         assert _export(capsys, "--study", STUDY, "--storage", storage_url(finalized), "--trial", str(number),
                        "--out", str(out)).returncode == 0
         singles[number] = search.load_predictor(out).predict_proba(texts).astype(np.float64)
-    config = RunConfig(study=STUDY, space="attn", **TINY)
+    config = tiny_config(finalized)
     reference = fit_reference(config.data, config.data_settings()).valid_prob.astype(np.float64)
     expected = (2 * singles[1] + singles[0] + reference) / 4
     score = micro_f1(y_valid, expected, 0.3)
