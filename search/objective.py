@@ -17,6 +17,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search._worker._signals import interrupts_held
 from search.config import ENSEMBLE_CANDIDATES, PREDICT_BATCH, RunConfig
 from search.data import Dataset
 from search.errors import ModelConfigError, TrialFailure
@@ -166,7 +167,8 @@ class Objective:
             self.log(f"trial {trial.number} pruned: {exc}")
             raise
         except KeyboardInterrupt:
-            TrialRecord(failure_reason=INTERRUPTED_REASON).write(trial)
+            with interrupts_held():
+                TrialRecord(failure_reason=INTERRUPTED_REASON).write(trial)
             raise
         except TrialFailure as exc:
             TrialRecord(failure_reason=str(exc)).write(trial)

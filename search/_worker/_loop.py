@@ -18,7 +18,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from search._orphans import fail_orphans
-from search._worker._signals import StopRequest
+from search._worker._signals import StopRequest, interrupts_held
 from search._worker._storage import describe_storage_error, error_in_chain, own_running_trial_ids, storage_error_in
 from search.errors import SearchError, TrialFailure
 from search.record import INTERRUPTED_REASON, TrialRecord
@@ -188,12 +188,13 @@ def run_objective(study: optuna.Study, objective: RecordingObjective, *, target:
         return 0
 
     def recorded(trial: optuna.Trial) -> float:
-        TrialRecord(worker=objective.environment).write(trial)
         try:
+            TrialRecord(worker=objective.environment).write(trial)
             return objective(trial)
         except KeyboardInterrupt:  # the objective records this reason itself once it has sampled
-            if TrialRecord.from_trial(trial).failure_reason is None:
-                TrialRecord(failure_reason=INTERRUPTED_REASON).write(trial)
+            with interrupts_held():
+                if TrialRecord.from_trial(trial).failure_reason is None:
+                    TrialRecord(failure_reason=INTERRUPTED_REASON).write(trial)
             raise
 
     return run_trials(study, recorded, target=target, timeout=timeout, catch=(TrialFailure,), log=log,

@@ -2,15 +2,38 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["StopRequest", "REINTERRUPT_SECONDS"]
+__all__ = ["StopRequest", "REINTERRUPT_SECONDS", "interrupts_held"]
 
 REINTERRUPT_SECONDS = 5.0  # still running this long after SIGINT/SIGTERM: interrupt again
+
+# Signal handlers run in the main thread, between its bytecodes: plain module state is enough.
+_held = 0
+_deferred = False
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """A stop request that arrives inside the block takes effect (KeyboardInterrupt) when it ends.
+
+    For recording why a trial stopped: the watchdog's next interrupt would otherwise cut that write
+    off on a slow store, and the trial would end failed with no reason."""
+    global _held, _deferred
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+    if _held == 0 and _deferred:
+        _deferred = False
+        raise KeyboardInterrupt
 
 
 class StopRequest:
@@ -47,9 +70,13 @@ class StopRequest:
         return self
 
     def _interrupt(self, signum: int, frame: Any) -> None:
+        global _deferred
         if not self._requested.is_set():
             self._requested.set()
             threading.Thread(target=self._reinterrupt, name="stop-watchdog", daemon=True).start()
+        if _held:
+            _deferred = True
+            return
         raise KeyboardInterrupt
 
     def _reinterrupt(self) -> None:

@@ -114,7 +114,8 @@ def render_markdown(report: Report) -> str:
                    "of the trials greedy forward selection picked on the validation split (a trial picked twice "
                    "weighs twice; its validation micro-F1 was the selection's criterion, so it is optimistic), at one "
                    "threshold tuned there; the refit trains the best trial's configuration and seed on train + valid "
-                   "for its best number of epochs, at the trial's tuned threshold."), ""]
+                   "for its best number of epochs, at the trial's tuned threshold. To use one on new text: "
+                   f"`python -m search.export --study {report.study} --final [ensemble|refit] --out DIR`."), ""]
     if report.ablation is not None:
         a = report.ablation
         lines += [

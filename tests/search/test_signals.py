@@ -29,3 +29,28 @@ def test_an_interrupt_swallowed_in_a_finaliser_prints_nothing_other_errors_still
     assert result.stdout.strip() == "still running"
     assert "KeyboardInterrupt" not in result.stderr
     assert "ValueError: a real problem" in result.stderr and result.stderr.count("Traceback") == 1
+
+
+def test_a_stop_request_inside_a_held_block_takes_effect_when_it_ends() -> None:
+    """The watchdog's next interrupt must not cut off the write of why a trial stopped."""
+    import signal
+
+    import pytest
+
+    from search._worker._signals import StopRequest, interrupts_held
+
+    stop = StopRequest(reinterrupt_seconds=600)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        stop.install()
+        written = []
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_held():
+                signal.raise_signal(signal.SIGINT)  # handled here, in the main thread: deferred
+                written.append("reason")
+        assert written == ["reason"] and stop.requested
+        with pytest.raises(KeyboardInterrupt):  # outside a held block: at once, as before
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -124,6 +124,7 @@ def test_finalize_records_ensemble_and_refit_and_the_report_scores_them(studies:
         assert final.diff.low <= final.diff.estimate <= final.diff.high
     text = report.markdown.read_text()
     assert ensemble.name in text and refit.name in text and "Of the final models" in report.verdict
+    assert "python -m search.export --study attn --final [ensemble|refit]" in text
     assert report.baseline.input == "raw text"
 
 
