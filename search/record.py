@@ -18,6 +18,7 @@ from optuna.trial import BaseTrial, FrozenTrial
 
 __all__ = [
     "TrialRecord",
+    "retry_user_attrs",
     "SEED",
     "WORKER",
     "FIXED_PARAMS",
@@ -167,3 +168,21 @@ _KEYS = {
     "early_stop_reason": EARLY_STOP_REASON,
 }
 assert set(_KEYS) == {f.name for f in _STORED}, "every stored field has exactly one user-attribute key"
+
+
+# What a trial was asked to be, as opposed to what its run recorded: a retry of a failed trial starts
+# from these alone.
+_DEFINITION = (SEED, FIXED_PARAMS)
+
+
+def retry_user_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The user attributes a retry of a failed trial starts with: the trial's definition (seed, fixed
+    parameters) and any attribute this schema does not own; none of what the failed run recorded.
+
+    A retry that inherited the dead run's worker record would name a dead process until its own worker
+    writes its record, and in that window a worker starting on the same machine would take the running
+    retry for an orphan of that process and fail it again. Epochs, model, threshold and failure reason
+    of the failed run would likewise show on a trial that has not run yet.
+    """
+    owned = set(_KEYS.values())
+    return {key: value for key, value in attrs.items() if key in _DEFINITION or key not in owned}

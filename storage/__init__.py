@@ -15,7 +15,8 @@ from storage._engine import (
     open_existing_storage,
     require_existing_store,
 )
-from storage._stale import fail_and_retry, fail_stale_trials
+from storage._retry import has_retry
+from storage._stale import fail_and_retry, fail_stale_trials, requeue
 from storage._url import (
     DEFAULT_STORAGE_URL,
     STORAGE_ENV_VAR,
@@ -43,4 +44,6 @@ __all__ = [
     "artifact_dir_for",
     "fail_stale_trials",
     "fail_and_retry",
+    "requeue",
+    "has_retry",
 ]

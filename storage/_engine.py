@@ -12,7 +12,8 @@
   ``max_overflow`` size the connection pool: a worker process keeps one connection (its trial's calls
   and Optuna's heartbeat thread rarely overlap), far fewer than SQLAlchemy's default of 5 + 10.
 * Heartbeats on, with Optuna's :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` so that a
-  trial whose worker died is failed and re-queued (Optuna 5 name of ``RetryFailedTrialCallback``).
+  trial whose worker died is failed and re-queued (Optuna 5 name of ``RetryFailedTrialCallback``); its
+  copy starts without the dead run's record (:class:`storage._retry.FreshRetryCallback`).
 * ``grpc://HOST:PORT``: Optuna's :class:`~optuna.storages.GrpcStorageProxy`; heartbeats then belong
   to the storage behind the proxy server (open it with :func:`create_storage` there).
 """
@@ -24,10 +25,11 @@ import warnings
 from typing import Any
 
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage
 from sqlalchemy.exc import SQLAlchemyError
 
 from search.errors import StorageError
+from storage._retry import FreshRetryCallback
 from storage._service import ServiceGrpcStorageProxy, ServiceRDBStorage
 from storage._url import ParsedStorageUrl, mask_url, parse_storage_url
 
@@ -180,10 +182,10 @@ def _check_settings(
         )
 
 
-def _retry_callback(max_retry: int) -> RetryHeartbeatStaleTrialCallback:
+def _retry_callback(max_retry: int) -> FreshRetryCallback:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        return FreshRetryCallback(max_retry=max_retry)
 
 
 def _engine_kwargs(parsed: ParsedStorageUrl, pool_size: int | None, max_overflow: int | None) -> dict[str, Any]:

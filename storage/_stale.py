@@ -8,14 +8,15 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
-from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import StudyConfigError
 from search.record import FAILURE_REASON
 from storage._engine import DEFAULT_MAX_RETRY
+from storage._retry import FreshRetryCallback
 
-__all__ = ["fail_stale_trials", "fail_and_retry", "DEFAULT_MAX_RETRY"]
+__all__ = ["fail_stale_trials", "fail_and_retry", "requeue", "DEFAULT_MAX_RETRY"]
 
 
 def fail_stale_trials(storage: BaseStorage, study_name: str) -> list[int]:
@@ -49,10 +50,9 @@ def fail_and_retry(study: optuna.Study, trial: FrozenTrial, reason: str, *, retr
     lost its trial to a storage error, and every trial run through a gRPC storage proxy (heartbeats do
     not pass through it). The reason is recorded as the trial's
     :attr:`~search.record.TrialRecord.failure_reason` before the trial is failed (a finished trial's
-    attributes cannot change). The re-queueing is Optuna's own
-    :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` -- the storage's, else one with
-    ``max_retry=DEFAULT_MAX_RETRY`` -- so retries look exactly like heartbeat retries (system attributes
-    ``failed_trial`` and ``retry_history``); the copy does not inherit the failure reason.
+    attributes cannot change). The re-queueing is :func:`requeue`, so retries look exactly like
+    heartbeat retries (system attributes ``failed_trial`` and ``retry_history``); the copy does not
+    inherit the failure reason or the dead worker's record.
 
     Returns False, changing nothing, when the trial had already finished (another process was first).
     """
@@ -64,10 +64,15 @@ def fail_and_retry(study: optuna.Study, trial: FrozenTrial, reason: str, *, retr
     except UpdateFinishedTrialError:
         return False
     if retry:
-        failed = copy.deepcopy(storage.get_trial(trial._trial_id))
-        failed.user_attrs = {k: v for k, v in failed.user_attrs.items() if k != FAILURE_REASON}
-        _retry_callback(storage)(study, failed)
+        requeue(study, storage.get_trial(trial._trial_id))
     return True
+
+
+def requeue(study: optuna.Study, failed: FrozenTrial) -> None:
+    """Enqueue a WAITING retry of the FAIL trial ``failed`` with the storage's heartbeat callback (else
+    a :class:`~storage._retry.FreshRetryCallback` with ``max_retry=DEFAULT_MAX_RETRY``); nothing once
+    it has been retried that many times."""
+    _retry_callback(study._storage)(study, copy.deepcopy(failed))
 
 
 def _retry_callback(storage: BaseStorage) -> Callable[[optuna.Study, FrozenTrial], Any]:
@@ -76,5 +81,5 @@ def _retry_callback(storage: BaseStorage) -> Callable[[optuna.Study, FrozenTrial
     if callback is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            callback = RetryHeartbeatStaleTrialCallback(max_retry=DEFAULT_MAX_RETRY)
+            callback = FreshRetryCallback(max_retry=DEFAULT_MAX_RETRY)
     return callback

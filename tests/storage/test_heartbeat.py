@@ -27,6 +27,9 @@ study = optuna.load_study(study_name=sys.argv[2], storage=storage)
 
 def objective(trial):
     trial.suggest_float("x", 0.0, 1.0)
+    trial.set_user_attr("seed", 7)
+    trial.set_user_attr("worker", {"host": "here", "pid": 12345})
+    trial.set_user_attr("epochs", [{"val_micro_f1": 0.25}])
     trial.report(0.25, 0)
     print("running", flush=True)
     time.sleep(600)
@@ -74,6 +77,9 @@ def test_stale_trial_of_killed_worker_is_failed_and_retried(tmp_path: Path, chil
     assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == 0
     assert retry.system_attrs["failed_trial"] == 0
     assert retry.params == original.params
+    # It is the same trial, not the same run: the seed stays, the dead worker and its epochs do not (a
+    # worker starting on this machine would otherwise take the retry, once running, for the dead pid's).
+    assert retry.user_attrs == {"seed": 7}
 
     # The next worker picks up the re-queued trial with the same parameters.
     study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=1)

@@ -7,9 +7,9 @@ import optuna
 from optuna.trial import TrialState
 
 from search._orphans import fail_orphans, orphaned_trials
-from search.record import FAILURE_REASON, TrialRecord
+from search.record import TrialRecord
 from search.runtime import process_identity
-from storage import create_storage, fail_and_retry
+from storage import create_storage, fail_and_retry, has_retry, requeue
 
 
 def _study(tmp_path: Path) -> optuna.Study:
@@ -20,12 +20,12 @@ def _study(tmp_path: Path) -> optuna.Study:
 def test_fail_and_retry_records_the_reason_and_requeues_without_it(tmp_path: Path) -> None:
     study = _study(tmp_path)
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)})
-    TrialRecord(seed=7).write(trial)
+    TrialRecord(seed=7, worker={"host": "here", "pid": 12345}, threshold=0.3).write(trial)
     assert fail_and_retry(study, study.trials[0], "its worker died")
     failed, retry = study.trials
     assert failed.state == TrialState.FAIL and TrialRecord.from_trial(failed).failure_reason == "its worker died"
     assert retry.state == TrialState.WAITING and retry.params == failed.params
-    assert FAILURE_REASON not in retry.user_attrs  # the copy does not inherit the reason
+    assert retry.user_attrs == {"seed": 7}  # the copy does not inherit the reason, the worker, the run
     assert not fail_and_retry(study, failed, "again")  # already finished: nothing changes
 
 
@@ -41,3 +41,15 @@ def test_orphans_are_found_by_the_recorded_worker(tmp_path: Path) -> None:
     assert [t.number for t in orphaned_trials(study, pids={1})] == [alive.number]
     assert fail_orphans(study, "its worker is gone", retry=False) == [gone.number]
     assert TrialRecord.from_trial(study.trials[gone.number]).failure_reason == "its worker is gone"
+
+
+def test_requeue_is_what_fail_and_retry_does_after_the_failure(tmp_path: Path) -> None:
+    """A worker whose storage error came between failing its trial and re-queueing it re-queues it later;
+    :func:`storage.has_retry` says whether that is still to do."""
+    study = _study(tmp_path)
+    study.ask()
+    assert fail_and_retry(study, study.trials[0], "its worker died", retry=False)
+    failed = study.trials[0]
+    assert not has_retry(study, failed)
+    requeue(study, failed)
+    assert has_retry(study, failed) and study.trials[1].state == TrialState.WAITING
