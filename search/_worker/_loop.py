@@ -22,7 +22,7 @@ from search._worker._signals import StopRequest, interrupts_held
 from search._worker._storage import describe_storage_error, error_in_chain, own_running_trial_ids, storage_error_in
 from search.errors import SearchError, TrialFailure
 from search.record import INTERRUPTED_REASON, TrialRecord
-from storage import fail_and_retry
+from storage import fail_and_retry, has_retry, requeue
 
 __all__ = ["run_trials", "run_objective", "RecordingObjective", "TrialsKeepFailing", "MAX_SAME_FAILURES",
            "MAX_FAILURES_FACTOR", "MAX_STORAGE_ERRORS", "STORAGE_RETRY_SECONDS"]
@@ -35,6 +35,7 @@ MAX_STORAGE_ERRORS = 5  # storage errors in a row (no trial finished between the
 STORAGE_RETRY_SECONDS = 2.0  # first wait after a storage error; doubled each time
 MAX_STORAGE_RETRY_SECONDS = 30.0
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_STORAGE_ERROR_REASON = "storage error during the trial ({}); retried"
 
 
 def _log(message: str) -> None:
@@ -129,11 +130,25 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     deadline = None if timeout is None else time.monotonic() + timeout
     errors, finished_at_error = 0, 0
     interrupted: str | None = None  # the reason of a storage error whose trial is not yet failed and re-queued
+    cut_off: set[int] = set()  # ids of the trials it interrupted, kept until they are failed and re-queued
+
+    def guarded(trial: optuna.Trial) -> float:
+        try:
+            return objective(trial)
+        except Exception as exc:
+            cause = None if isinstance(exc, catch) else storage_error_in(exc)
+            if cause is not None:
+                # Optuna fails the trial itself before re-raising: it is no longer RUNNING when the
+                # loop recovers, so it is named here to be re-queued then.
+                cut_off.add(trial._trial_id)
+                _try_to_record(trial, _STORAGE_ERROR_REASON.format(describe_storage_error(cause)))
+            raise
+
     while True:
         remaining = None if deadline is None else deadline - time.monotonic()
         try:
             if interrupted is not None:
-                lost = _fail_own_running(study, f"storage error during the trial ({interrupted}); retried")
+                lost = _fail_interrupted(study, _STORAGE_ERROR_REASON.format(interrupted), cut_off)
                 interrupted = None
                 if lost:
                     log(f"failed and re-queued trials {lost} interrupted by the storage error")
@@ -141,7 +156,7 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 return stopper.finished
             if target is not None and len(study.get_trials(deepcopy=False, states=_FINISHED)) >= target:
                 return stopper.finished
-            study.optimize(objective, timeout=remaining, catch=catch, callbacks=all_callbacks,
+            study.optimize(guarded, timeout=remaining, catch=catch, callbacks=all_callbacks,
                            gc_after_trial=gc_after_trial)
             if stopper.failing is not None:
                 raise stopper.failing
@@ -160,6 +175,7 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             finished_at_error = stopper.finished
             if errors > MAX_STORAGE_ERRORS:
                 raise
+            cut_off.update(own_running_trial_ids(study))
             interrupted = interrupted or describe_storage_error(cause)
             wait = min(STORAGE_RETRY_SECONDS * 2 ** (errors - 1), MAX_STORAGE_RETRY_SECONDS)
             log(f"storage error ({describe_storage_error(cause)}); retrying in {wait:.0f} s "
@@ -201,13 +217,38 @@ def run_objective(study: optuna.Study, objective: RecordingObjective, *, target:
                       gc_after_trial=True, parent_pid=parent_pid, stop=stop, callbacks=callbacks)
 
 
-def _fail_own_running(study: optuna.Study, reason: str) -> list[int]:
-    """Fail and re-queue the trials this process left RUNNING when ``study.optimize`` was cut short:
-    those its storage remembers, and those recorded under this process's pid (for storages that do not
-    remember)."""
+def _try_to_record(trial: optuna.Trial, reason: str) -> None:
+    """Record ``reason`` on ``trial`` if the storage answers (it just failed once)."""
+    try:
+        TrialRecord(failure_reason=reason).write(trial)
+    except Exception as exc:
+        if storage_error_in(exc) is None and error_in_chain(exc, UpdateFinishedTrialError) is None:
+            raise
+
+
+def _fail_interrupted(study: optuna.Study, reason: str, cut_off: set[int]) -> list[int]:
+    """Fail with ``reason`` and re-queue the trials a storage error interrupted: ``cut_off`` (those the
+    objective saw fail, those the storage remembers this process set RUNNING, kept from one attempt to
+    the next), and those recorded under this process's pid (for storages that do not remember).
+
+    Safe to run again after another storage error cut it short: a trial already failed with a storage
+    error reason (or by Optuna, with none, when the error came out of the objective) is then only
+    re-queued, and only where it has no retry yet, so the retry is neither lost (the error came between
+    the two writes) nor made twice. ``cut_off`` is emptied once all are done.
+    """
+    cut_off.update(own_running_trial_ids(study))
     failed = []
-    for trial_id in own_running_trial_ids(study):
+    prefix = _STORAGE_ERROR_REASON.split("{")[0]
+    for trial_id in sorted(cut_off):
         trial = study._storage.get_trial(trial_id)
-        if trial.state == TrialState.RUNNING and fail_and_retry(study, trial, reason):
+        recorded = TrialRecord.from_trial(trial).failure_reason
+        if trial.state == TrialState.RUNNING:
+            if fail_and_retry(study, trial, reason):
+                failed.append(trial.number)
+        elif (trial.state == TrialState.FAIL and (recorded is None or recorded.startswith(prefix))
+              and not has_retry(study, trial)):
+            requeue(study, trial)
             failed.append(trial.number)
-    return sorted(failed + fail_orphans(study, reason))
+    failed += fail_orphans(study, reason)
+    cut_off.clear()
+    return sorted(set(failed))
