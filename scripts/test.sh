@@ -24,4 +24,8 @@ if [ "$checks" != 0 ]; then
     echo "error: ruff or mypy found problems (above); the tests were not run" >&2
     exit 1
 fi
-exec python -m pytest "$@"
+# Two pytest-xdist workers: most tests wait on subprocesses (workers, launchers, TensorFlow start-up)
+# rather than fill both cores, so two at a time take about two thirds of the time of one. The tests of
+# a file stay together (see tests/conftest.py). Arguments after the script's name go to pytest; -n 0
+# runs everything in this one process.
+exec python -m pytest -n 2 --dist loadgroup "$@"

@@ -4,10 +4,25 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from workerhelpers import delete_study, postgres_url_or_skip
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup`` (what scripts/test.sh runs): the tests of one file
+    run in one worker, so a module's fixture (a launched study, say) is built once; the report tests
+    share one session fixture (a study of every attention position), so their folder is one group."""
+    for item in items:
+        relative = item.path.resolve().relative_to(TESTS)
+        group = "report" if relative.parts[:2] == ("search", "report") else relative.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", autouse=True)
