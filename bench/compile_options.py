@@ -33,11 +33,8 @@ from search.config import RunConfig  # noqa: E402
 from search.data import embedding_matrix_for, load_dataset  # noqa: E402
 from search.model import InputShapes, build_model, fit_model  # noqa: E402
 from search.runtime import seed_everything  # noqa: E402
+from throughput import BASE, CONFIGS  # noqa: E402  (bench/: the configurations bench/throughput.py times)
 
-BASE = {"batch_size": 64, "dropout": 0.3, "batch_norm": False, "hidden_units": 64, "learning_rate": 3e-3,
-        "embedding_mode": "frozen"}
-CONFIGS = {"none": {"attention_position": "none"}, "label": {"attention_position": "label"},
-           "embedding": {"attention_position": "embedding", "num_heads": 2}}
 #: name -> (length-aware batches, jit_compile, steps_per_execution, op determinism); the first is the
 #: trial's own path.
 VARIANTS = {
