@@ -35,7 +35,8 @@ MAX_STORAGE_ERRORS = 5  # storage errors in a row (no trial finished between the
 STORAGE_RETRY_SECONDS = 2.0  # first wait after a storage error; doubled each time
 MAX_STORAGE_RETRY_SECONDS = 30.0
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-_STORAGE_ERROR_REASON = "storage error during the trial ({}); retried"
+_STORAGE_ERROR_PREFIX = "storage error during the trial ("
+_STORAGE_ERROR_REASON = _STORAGE_ERROR_PREFIX + "{}); retried"
 
 
 def _log(message: str) -> None:
@@ -175,7 +176,6 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             finished_at_error = stopper.finished
             if errors > MAX_STORAGE_ERRORS:
                 raise
-            cut_off.update(own_running_trial_ids(study))
             interrupted = interrupted or describe_storage_error(cause)
             wait = min(STORAGE_RETRY_SECONDS * 2 ** (errors - 1), MAX_STORAGE_RETRY_SECONDS)
             log(f"storage error ({describe_storage_error(cause)}); retrying in {wait:.0f} s "
@@ -238,14 +238,13 @@ def _fail_interrupted(study: optuna.Study, reason: str, cut_off: set[int]) -> li
     """
     cut_off.update(own_running_trial_ids(study))
     failed = []
-    prefix = _STORAGE_ERROR_REASON.split("{")[0]
     for trial_id in sorted(cut_off):
         trial = study._storage.get_trial(trial_id)
         recorded = TrialRecord.from_trial(trial).failure_reason
         if trial.state == TrialState.RUNNING:
             if fail_and_retry(study, trial, reason):
                 failed.append(trial.number)
-        elif (trial.state == TrialState.FAIL and (recorded is None or recorded.startswith(prefix))
+        elif (trial.state == TrialState.FAIL and (recorded is None or recorded.startswith(_STORAGE_ERROR_PREFIX))
               and not has_retry(study, trial)):
             requeue(study, trial)
             failed.append(trial.number)
