@@ -8,7 +8,10 @@ Each layout runs real worker-sized processes side by side on this machine, alter
 - ``1x<cores>``: one process with every core (TensorFlow's default pools): the launcher's default before;
 - ``<cores>x1``: one process per core, each pinned to its core with one-thread pools
   (:func:`search.runtime.limit_cpu_threads`, what ``search.launch --threads-per-worker 1`` does);
-- ``<cores>x<cores>``: one process per core, each with the default pools (oversubscribed).
+- ``<cores>x<cores>``: one process per core, each with the default pools (oversubscribed);
+- ``1x<cores> split``: one process with every core, TensorFlow's pools split between ops
+  (:func:`search.runtime.op_threads`: two ops at a time, each on half the cores; what
+  ``search.worker --threads <cores>`` does).
 
 Every process loads full debtags50, builds the same strong-start configuration of the ``attn`` space,
 warms up (compiles) on 256 documents, waits at a barrier, then trains one epoch over ``--docs`` random
@@ -82,8 +85,10 @@ def _run_layout(name: str, processes: int, threads: int | None, config: str, doc
             argv = [sys.executable, __file__, "--child", "--config", config, "--docs", str(docs),
                     "--seed", str(seed + i), "--backend", backend, "--ready", str(Path(tmp, f"ready{i}")),
                     "--go", str(go), "--out", str(Path(tmp, f"out{i}.json"))]
-            if threads:
-                argv += ["--threads", str(threads), "--cpu", str(i % (os.cpu_count() or 1))]
+            if threads == 1:
+                argv += ["--threads", "1", "--cpu", str(i % (os.cpu_count() or 1))]
+            elif threads:
+                argv += ["--threads", str(threads)]
             children.append(subprocess.Popen(argv, cwd=ROOT))
         while not all(Path(tmp, f"ready{i}").exists() for i in range(processes)):
             if any(c.poll() not in (None, 0) for c in children):
@@ -109,6 +114,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--configs", default="none,label", help="strong-start configurations (attention position)")
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
+    parser.add_argument("--layouts", default=None, help="comma-separated layout names (default: all)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("--config", "--ready", "--go", "--out"):
@@ -121,7 +127,10 @@ def main() -> None:
         _child(args)
         return
     cores = len(os.sched_getaffinity(0))
-    layouts = [(f"1x{cores}", 1, None), (f"{cores}x1", cores, 1), (f"{cores}x{cores}", cores, None)]
+    layouts = [(f"1x{cores}", 1, None), (f"{cores}x1", cores, 1), (f"{cores}x{cores}", cores, None),
+               (f"1x{cores} split", 1, cores)]
+    if args.layouts:
+        layouts = [layout for layout in layouts if layout[0] in args.layouts.split(",")] or layouts
     print(f"{cores} cores; backend {args.backend}; {args.docs} training documents per process per round", flush=True)
     results: dict[str, Any] = {}
     for config in args.configs.split(","):
@@ -130,7 +139,7 @@ def main() -> None:
             for name, processes, threads in layouts:
                 row = _run_layout(name, processes, threads, config, args.docs, 100 * repeat, args.backend)
                 rounds[name].append(row)
-                print(f"  {config:6s} {name:4s} round {repeat}: {row['docs_per_s']:6.1f} training docs/s in all, "
+                print(f"  {config:6s} {name:10s} round {repeat}: {row['docs_per_s']:6.1f} training docs/s in all, "
                       f"whole-validation predict {row['predict_s']:5.1f} s a process", flush=True)
         base = statistics.median(r["docs_per_s"] for r in rounds[layouts[0][0]])
         results[config] = {name: {"docs_per_s": statistics.median(r["docs_per_s"] for r in rs),

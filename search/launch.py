@@ -526,8 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cpu_placement(workers: int, threads: int | None, cores: Sequence[int], *, on_gpus: bool = False) -> list[list[str]]:
     """Each worker's ``--threads``/``--cpus`` arguments: the machine's cores shared out among the workers.
 
-    One worker on a CPU machine gets no arguments: the backend's own pools already use every core (the
-    measured best here, see :data:`DEFAULT_CPU_WORKERS`). Several get ``threads`` each (default: the
+    One worker on a CPU machine gets no arguments: it uses every core, with TensorFlow's pools split
+    between ops (the worker's own default, :func:`search.runtime.op_threads`; the measured best here,
+    see :data:`DEFAULT_CPU_WORKERS`). Several get ``threads`` each (default: the
     cores divided among them, at least one), each pinned to cores of its own while that fits, so N
     workers never run N times every core's worth of threads. GPU workers are left alone unless
     ``threads`` is given: the GPU does their numerical work.

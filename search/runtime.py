@@ -13,8 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["configure_process", "limit_cpu_threads", "quiet_native_logging", "enable_memory_growth", "process_identity",
-           "environment_record", "seed_everything", "is_out_of_memory", "INHERIT_GPUS", "QUIET_ENVIRONMENT"]
+__all__ = ["configure_process", "limit_cpu_threads", "op_threads", "quiet_native_logging", "enable_memory_growth",
+           "process_identity", "environment_record", "seed_everything", "is_out_of_memory", "INHERIT_GPUS",
+           "QUIET_ENVIRONMENT", "THREADS_VARIABLE"]
+
+#: The thread budget :func:`limit_cpu_threads` gave this process (inherited by the processes it starts).
+THREADS_VARIABLE = "SEARCH_CPU_THREADS"
 
 INHERIT_GPUS = "inherit"  # configure_process(gpu=INHERIT_GPUS): keep the CUDA_VISIBLE_DEVICES we were given
 
@@ -74,11 +78,31 @@ def limit_cpu_threads(threads: int, cpus: set[int] | None = None) -> None:
         raise RuntimeError("limit_cpu_threads() must run before keras is imported")
     if cpus:
         os.sched_setaffinity(0, cpus)
-    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    intra, inter = op_threads(threads)
+    os.environ[THREADS_VARIABLE] = str(threads)
+    # TensorFlow's pools split the threads between ops (see op_threads); PyTorch and JAX run one op at a
+    # time, so theirs (OpenMP, MKL, XLA's Eigen) get them all.
+    os.environ["TF_NUM_INTRAOP_THREADS"], os.environ["TF_NUM_INTEROP_THREADS"] = str(intra), str(inter)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
     flags = os.environ.get("XLA_FLAGS", "")
     if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+
+
+def op_threads(threads: int) -> tuple[int, int]:
+    """TensorFlow's ``(intra-op, inter-op)`` pool sizes for a process given ``threads`` cores: two ops at
+    a time, each on half of the threads (at least one).
+
+    Why not every core in both pools (TensorFlow's default): a trial's model is mostly two independent
+    chains of small ops, the forward and backward directions of its BiLSTMs step by step, and their
+    matrix products (batch x a few hundred) are too small for several threads each to pay. Run side by
+    side, one core each, they train faster on the 2-core machine (``bench/cpu_workers.py``, BENCHMARKS.md
+    "CPU workers"); a larger machine still splits each op over half its cores.
+    """
+    if threads < 1:
+        raise ValueError(f"got {threads} threads; expected at least 1")
+    return max(1, threads // 2), min(2, threads)
 
 
 def enable_memory_growth() -> list[str]:
@@ -97,6 +121,11 @@ def enable_memory_growth() -> list[str]:
         with contextlib.suppress(RuntimeError, ValueError):
             tf.config.experimental.set_memory_growth(device, True)
     return [device.name for device in gpus]
+
+
+def _int_variable(name: str) -> int | None:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else None
 
 
 def _read_text(path: str) -> str | None:
@@ -138,8 +167,8 @@ def environment_record() -> dict[str, Any]:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "backend": keras.backend.backend(),
         "cpus": sorted(os.sched_getaffinity(0)),  # the cores it ran on: a pinned CPU worker's own
-        "threads": int(os.environ["TF_NUM_INTRAOP_THREADS"]) if os.environ.get("TF_NUM_INTRAOP_THREADS", "").isdigit()
-        else None,
+        "threads": _int_variable(THREADS_VARIABLE),  # None: the backend's own pools, every core
+        "op_threads": [_int_variable("TF_NUM_INTRAOP_THREADS"), _int_variable("TF_NUM_INTEROP_THREADS")],
         "python": platform.python_version(),
         "keras": keras.__version__,
         "optuna": optuna.__version__,

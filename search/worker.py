@@ -99,7 +99,8 @@ def build_parser() -> CliParser:
     parser.add_argument("--backend", default=None, choices=("tensorflow", "jax", "torch"),
                         help="Keras backend (else $KERAS_BACKEND, else tensorflow)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads for the model's numerical work (default: the backend's own, every core)")
+                        help="threads for the model's numerical work (default with --cpu: every core it may use, "
+                             "TensorFlow's pools split between ops; else the backend's own)")
     parser.add_argument("--cpus", default=None, metavar="LIST",
                         help="run on these CPU cores only, e.g. 0 or 2,3 (default: every core it may use)")
     parser.add_argument("--trials", type=int, default=None,

@@ -83,8 +83,13 @@ def set_up(identity: WorkerIdentity, *, heartbeats: bool = True, artifacts: bool
     from search.runtime import configure_process, limit_cpu_threads
 
     log = log or identity.log
-    if identity.threads is not None or identity.cpus is not None:  # before anything imports keras
-        limit_cpu_threads(identity.threads or len(identity.cpus or ()), set(identity.cpus or ()) or None)
+    threads = identity.threads or len(identity.cpus or ()) or None
+    if threads is None and identity.gpu is None:
+        # A CPU worker of its own: every core it may use, TensorFlow's pools split between ops (op_threads:
+        # measured faster here than TensorFlow's own pools).
+        threads = len(os.sched_getaffinity(0))
+    if threads is not None:  # before anything imports keras
+        limit_cpu_threads(threads, set(identity.cpus or ()) or None)
     configure_process(identity.gpu, identity.backend)
     from search.data import load_dataset
     from spaces import get_space

@@ -8,6 +8,8 @@ saves those steps; sorting documents by length within pools of many batches make
 
 Why our own :class:`keras.utils.PyDataset` and not ``tf.data``'s ``bucket_by_sequence_length``: a
 PyDataset works on every Keras backend, and the batches it yields are numpy arrays the same on each.
+Under TensorFlow, :func:`backend_input` hands the same batches to Keras through a ``tf.data`` pipeline
+of our own, without tf.data's autotuning (see there why).
 """
 from __future__ import annotations
 
@@ -16,13 +18,17 @@ from typing import Any
 import keras
 import numpy as np
 
-__all__ = ["LengthBatches", "document_lengths", "predict_by_length", "POOL_BATCHES", "LENGTH_MULTIPLE"]
+__all__ = ["LengthBatches", "backend_input", "document_lengths", "predict_by_length", "POOL_BATCHES", "LENGTH_MULTIPLE",
+           "PREFETCH_BATCHES"]
 
 #: Documents are sorted by length within pools of this many batches: large enough for batches of similar
 #: lengths, small enough that every epoch still mixes documents of every length in a random order.
 POOL_BATCHES = 50
 #: A batch's length is rounded up to a multiple of this, so a backend compiles a handful of shapes at most.
 LENGTH_MULTIPLE = 8
+#: Batches made ahead of the model under TensorFlow (see :func:`backend_input`): enough to hide the numpy
+#: slicing behind a training step, which takes far longer.
+PREFETCH_BATCHES = 2
 
 
 def document_lengths(x: np.ndarray) -> np.ndarray:
@@ -128,13 +134,52 @@ class _SortedRows(keras.utils.PyDataset):
         return self.x[rows, : self.widths[id(rows)]]
 
 
+def backend_input(dataset: keras.utils.PyDataset) -> Any:
+    """What to give Keras' ``fit`` or ``predict`` for ``dataset``: the dataset itself, except under the
+    TensorFlow backend, where the same batches go through a ``tf.data`` pipeline with autotuning off and a
+    fixed prefetch of :data:`PREFETCH_BATCHES`.
+
+    Why not the PyDataset itself under TensorFlow: Keras turns a one-worker PyDataset into ``tf.data``
+    with ``prefetch(AUTOTUNE)``, and on the 2-core CPU machine the autotuner's threads take CPU from
+    the model and hold the end of each ``fit`` or ``predict`` (the iterator's tear-down) for up to
+    seconds, for every report point of a trial: a 2-epoch fit of 1,024 documents took 8.1-10.2 s with it
+    and 6.2-7.0 s without (BENCHMARKS.md, "Trial throughput"). Keras' threaded enqueuer (``workers`` >
+    1) turns autotuning off too, but a fit stopped inside an epoch (a pruned trial) leaves its thread
+    blocked for good. The batches, their order and ``on_epoch_end`` (a new plan each epoch) are the
+    dataset's own either way.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return dataset
+    import tensorflow as tf
+
+    first = dataset[0]
+    # Every axis of the token ids may vary (batch and length); the labels keep their width.
+    inputs = first[0] if isinstance(first, tuple) else first
+    spec = tf.TensorSpec((None,) * inputs.ndim, tf.as_dtype(inputs.dtype))
+    signature: Any = spec
+    if isinstance(first, tuple):
+        signature = (spec, *(tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in first[1:]))
+
+    def batches() -> Any:
+        for i in range(len(dataset)):
+            yield dataset[i]
+        dataset.on_epoch_end()  # every batch seen: the next epoch's plan, as Keras would call it
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    pipeline = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    # Keras reads an epoch's number of steps from the cardinality (the report points depend on it).
+    pipeline = pipeline.apply(tf.data.experimental.assert_cardinality(len(dataset)))
+    return pipeline.prefetch(PREFETCH_BATCHES).with_options(options)
+
+
 def predict_by_length(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
     """``model.predict`` over ``x`` in batches of similar length, each cut to its longest document; rows
     come back in ``x``'s order. Only for models that take any length."""
     if len(x) == 0:
         return np.asarray(model.predict(x, verbose=0), dtype=np.float32)
     rows = _SortedRows(x, batch_size)
-    prob = np.asarray(model.predict(rows, verbose=0), dtype=np.float32)
+    prob = np.asarray(model.predict(backend_input(rows), verbose=0), dtype=np.float32)
     out = np.empty_like(prob)
     out[np.concatenate(rows.batches)] = prob
     return out

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search.model._batching import LengthBatches, predict_by_length
+from search.model._batching import LengthBatches, backend_input, predict_by_length
 
 if TYPE_CHECKING:
     import keras
@@ -27,7 +27,7 @@ def fit_model(built: BuiltModel, x: np.ndarray, y: np.ndarray, *, epochs: int, c
     batch_size = int(built.params["batch_size"])
     if length_batches and built.any_length:
         batches = LengthBatches(x, y, batch_size, seed)
-        built.model.fit(batches, epochs=epochs, callbacks=list(callbacks), verbose=0, shuffle=False)
+        built.model.fit(backend_input(batches), epochs=epochs, callbacks=list(callbacks), verbose=0, shuffle=False)
     else:
         built.model.fit(x, y, batch_size=batch_size, epochs=epochs, callbacks=list(callbacks), verbose=0,
                         shuffle=True)

@@ -52,6 +52,10 @@ def test_trials_complete_with_records(finished: Path) -> None:
         assert 0.0 < attrs["threshold"] < 1.0
         assert attrs["trainable_params"] > 0
         assert attrs["worker"]["backend"] == "tensorflow" and attrs["worker"]["host"]
+        # the default CPU worker: every core it may use, TensorFlow's pools split between ops
+        cores = len(os.sched_getaffinity(0))
+        assert attrs["worker"]["threads"] == cores
+        assert attrs["worker"]["op_threads"] == [max(1, cores // 2), min(2, cores)]
         assert "degenerate_attention" in attrs["diagnostics"]
         assert t.params["attention_position"] in ("none", "embedding", "rnn", "conv", "pooled", "label")
         assert ("num_heads" in t.params) == (t.params["attention_position"] in ("embedding", "rnn"))
@@ -259,7 +263,7 @@ def test_an_open_ended_study_given_no_trials_nor_timeout_gets_the_default_budget
 def test_cpu_workers_share_out_the_cores_without_oversubscribing_them() -> None:
     from search.launch import cpu_placement
 
-    assert cpu_placement(1, None, [0, 1]) == [[]]  # one worker: the backend's own pools on every core
+    assert cpu_placement(1, None, [0, 1]) == [[]]  # one worker: every core (its own default, split pools)
     assert cpu_placement(1, 2, [0, 1]) == [[]]
     assert cpu_placement(2, None, [0, 1]) == [["--threads", "1", "--cpus", "0"], ["--threads", "1", "--cpus", "1"]]
     assert cpu_placement(2, None, [4, 5, 6, 7]) == [["--threads", "2", "--cpus", "4,5"],
@@ -271,6 +275,29 @@ def test_cpu_workers_share_out_the_cores_without_oversubscribing_them() -> None:
     assert cpu_placement(2, None, [0, 1], on_gpus=True) == [[], []]  # the GPU does their numerical work
     assert cpu_placement(2, 1, [0, 1], on_gpus=True) == [["--threads", "1", "--cpus", "0"],
                                                           ["--threads", "1", "--cpus", "1"]]
+
+
+def test_tensorflow_pools_run_two_ops_at_a_time_each_on_half_the_threads() -> None:
+    from search.runtime import op_threads
+
+    assert [op_threads(n) for n in (1, 2, 3, 4, 16)] == [(1, 1), (1, 2), (1, 2), (2, 2), (8, 2)]
+    with pytest.raises(ValueError, match="got 0 threads; expected at least 1"):
+        op_threads(0)
+
+
+def test_a_two_core_worker_process_splits_tensorflow_pools_between_ops() -> None:
+    code = ("import os\n"
+            "from search.runtime import limit_cpu_threads\n"
+            "limit_cpu_threads(2)\n"
+            "env = os.environ\n"
+            "assert (env['TF_NUM_INTRAOP_THREADS'], env['TF_NUM_INTEROP_THREADS']) == ('1', '2'), env\n"
+            "assert env['OMP_NUM_THREADS'] == env['MKL_NUM_THREADS'] == '2'  # one-op-at-a-time backends: all\n"
+            "assert 'xla_cpu_multi_thread_eigen' not in env.get('XLA_FLAGS', '')\n"
+            "from search.runtime import environment_record\n"
+            "record = environment_record()\n"
+            "assert record['threads'] == 2 and record['op_threads'] == [1, 2], record\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_a_pinned_worker_process_runs_on_its_cores_with_pools_of_its_size() -> None:
