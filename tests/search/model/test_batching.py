@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from search.model import PRESETS, InputShapes, any_length, build_model, predict_probabilities, resolve_params
-from search.model._batching import LENGTH_MULTIPLE, LengthBatches, _spec_first, document_lengths, predict_by_length
+from search.model._batching import (
+    LENGTH_MULTIPLE,
+    LengthBatches,
+    _spec_first,
+    backend_input,
+    document_lengths,
+    predict_by_length,
+)
 
 WIDTH = 40
 
@@ -71,6 +78,51 @@ def test_predict_by_length_keeps_the_order() -> None:
     x = _ids(101)
     out = predict_by_length(model, x, batch_size=7)
     np.testing.assert_array_equal(out[:, 0], document_lengths(x))
+
+
+class _CountedBatches(LengthBatches):
+    """LengthBatches that count their epochs' ends."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
+        super().__init__(x, y, batch_size, seed)
+        self.epochs_ended = 0
+
+    def on_epoch_end(self) -> None:
+        self.epochs_ended += 1
+        super().on_epoch_end()
+
+
+def test_fit_sees_every_batch_and_a_new_plan_each_epoch_through_backend_input() -> None:
+    import keras
+
+    x, y = _ids(200), np.zeros((200, 3), dtype="float32")
+    batches = _CountedBatches(x, y, batch_size=16, seed=0)
+    pipeline = backend_input(batches)
+    seen: list[int] = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            seen.append(batch)
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            # the report points are placed from this: Keras must know an epoch's steps up front
+            assert self.params["steps"] == len(batches)
+
+    tokens = keras.Input(shape=(None,), dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 4)(tokens))
+    model = keras.Model(tokens, keras.layers.Dense(3, activation="sigmoid")(pooled))
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    model.fit(pipeline, epochs=3, verbose=0, callbacks=[Count()], shuffle=False)
+    assert seen == list(range(len(batches))) * 3
+    assert batches.epochs_ended == 3  # each epoch ended as with Keras' own PyDataset handling: a new plan
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        assert isinstance(pipeline, tf.data.Dataset)
+        assert pipeline.options().autotune.enabled is False  # the autotuner's tear-down is what this avoids
+        assert int(pipeline.cardinality()) == len(batches)
+    else:
+        assert pipeline is batches
 
 
 def test_the_first_two_batches_fix_no_dimension_that_varies() -> None:
