@@ -97,8 +97,9 @@ def op_threads(threads: int) -> tuple[int, int]:
     Why not every core in both pools (TensorFlow's default): a trial's model is mostly two independent
     chains of small ops, the forward and backward directions of its BiLSTMs step by step, and their
     matrix products (batch x a few hundred) are too small for several threads each to pay. Run side by
-    side, one core each, they train faster on the 2-core machine (``bench/cpu_workers.py``, BENCHMARKS.md
-    "CPU workers"); a larger machine still splits each op over half its cores.
+    side, one core each, they trained 1.08-1.34x as many documents a second on the 2-core machine
+    (``bench/throughput.py``, BENCHMARKS.md "Trial throughput"); a larger machine still splits each op
+    over half its cores (not measured there).
     """
     if threads < 1:
         raise ValueError(f"got {threads} threads; expected at least 1")

@@ -143,7 +143,7 @@ def backend_input(dataset: keras.utils.PyDataset) -> Any:
     with ``prefetch(AUTOTUNE)``, and on the 2-core CPU machine the autotuner's threads take CPU from
     the model and hold the end of each ``fit`` or ``predict`` (the iterator's tear-down) for up to
     seconds, for every report point of a trial: a 2-epoch fit of 1,024 documents took 8.1-10.2 s with it
-    and 6.2-7.0 s without (BENCHMARKS.md, "Trial throughput"). Keras' threaded enqueuer (``workers`` >
+    and 6.2-7.2 s without (BENCHMARKS.md, "Trial throughput"). Keras' threaded enqueuer (``workers`` >
     1) turns autotuning off too, but a fit stopped inside an epoch (a pruned trial) leaves its thread
     blocked for good. The batches, their order and ``on_epoch_end`` (a new plan each epoch) are the
     dataset's own either way.
