@@ -25,7 +25,9 @@ documents), as every report point makes, against one full-data epoch of training
 (the ``pydataset`` column predicts through a PyDataset too, as that trial path did).
 (c) With ``--quality-epochs N``: the ``none`` configuration trained N full epochs both ways (padded and
 length-aware, the split pools) from the same seed; the tuned validation micro-F1 after each epoch, and the
-difference (target: within +-0.005).
+difference (target: within +-0.005). A third run, padded again from the same initial weights but with
+the training order and dropout of another seed, measures how far the score moves by the order of the
+documents alone: length-aware batches change the order, so that is the yardstick for their difference.
 
 Prints ratios; record them in BENCHMARKS.md with the command and the machine.
 """
@@ -173,23 +175,41 @@ def quality(epochs: int) -> dict[str, Any]:
 
     ds, shapes = _load()
     y_train = ds.y_train.astype("float32")
+    from search.runtime import seed_everything
+
     curves: dict[str, list[float]] = {}
-    for mode in MODES:
+    for run in (*MODES, "padded, other order"):
+        mode = run.split(",")[0]
         built = _build(BASE | CONFIGS["none"], shapes, seed=0)
+        if run != mode:
+            seed_everything(1)  # the same initial weights; another shuffle and other dropout masks
         curve = []
         for epoch in range(epochs):
             fit_model(built, ds.x_train, y_train, epochs=1, callbacks=[], seed=epoch, length_batches=mode == "length")
             prob = predict_probabilities(built.model, ds.x_valid, PREDICT_BATCH, any_length=mode == "length")
             curve.append(float(tune_threshold(ds.y_valid, prob)[1]))
-            print(f"  quality {mode:6s} epoch {epoch + 1}: tuned val micro-F1 {curve[-1]:.4f}", flush=True)
-        curves[mode] = curve
-    return {"curves": curves, "difference": curves["length"][-1] - curves["padded"][-1]}
+            print(f"  quality {run:19s} epoch {epoch + 1}: tuned val micro-F1 {curve[-1]:.4f}", flush=True)
+        curves[run] = curve
+    return {"curves": curves, "difference": curves["length"][-1] - curves["padded"][-1],
+            "order_difference": curves["padded, other order"][-1] - curves["padded"][-1]}
+
+
+def _print_table(rows: dict[str, Any]) -> None:
+    print("\n| configuration | padded (before) | length-aware, PyDataset | length-aware, tf.data | "
+          "+ split pools (today) | validation pass per epoch, before -> PyDataset -> today |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, row in rows.items():
+        cells = [f"{row['padded']['docs_per_s']:.0f} docs/s"] + [
+            f"{row[v]['docs_per_s']:.0f} ({row[f'speedup_{v}']:.2f}x)" for v in VARIANTS[1:]]
+        shares = " -> ".join(f"{100 * row[v]['outside_training_share']:.1f}%"
+                             for v in ("padded", "pydataset", "length+split"))
+        print(f"| {name} | {' | '.join(cells)} | {shares} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=4096, help="training documents per timed run")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of the throughput table (0: only the quality)")
     parser.add_argument("--quality-epochs", type=int, default=0, help="full epochs of the quality check (0: none)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--child", choices=POOLS, default=None, help=argparse.SUPPRESS)
@@ -203,22 +223,17 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     print(f"full debtags50, {cores} cores, backend {os.environ['KERAS_BACKEND']}; {args.docs} documents a run",
           flush=True)
-    result: dict[str, Any] = {"throughput": throughput(args.docs, args.repeats)}
-    print("\n| configuration | padded (before) | length-aware, PyDataset | length-aware, tf.data | "
-          "+ split pools (today) | validation pass per epoch, before -> PyDataset -> today |")
-    print("|---|---:|---:|---:|---:|---|")
-    for name, row in result["throughput"].items():
-        cells = [f"{row['padded']['docs_per_s']:.0f} docs/s"] + [
-            f"{row[v]['docs_per_s']:.0f} ({row[f'speedup_{v}']:.2f}x)" for v in VARIANTS[1:]]
-        shares = " -> ".join(f"{100 * row[v]['outside_training_share']:.1f}%"
-                             for v in ("padded", "pydataset", "length+split"))
-        print(f"| {name} | {' | '.join(cells)} | {shares} |")
+    result: dict[str, Any] = {"throughput": throughput(args.docs, args.repeats) if args.repeats else {}}
+    if result["throughput"]:
+        _print_table(result["throughput"])
     if args.quality_epochs:
         _set_pools("split")
         result["quality"] = quality(args.quality_epochs)
         q = result["quality"]
         print(f"\nquality after {args.quality_epochs} epochs (none): padded {q['curves']['padded'][-1]:.4f}, "
-              f"length-aware {q['curves']['length'][-1]:.4f}, difference {q['difference']:+.4f} (target +-0.005)")
+              f"length-aware {q['curves']['length'][-1]:.4f}, difference {q['difference']:+.4f} (target +-0.005); "
+              f"padded in another order {q['curves']['padded, other order'][-1]:.4f}, "
+              f"difference {q['order_difference']:+.4f}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 
