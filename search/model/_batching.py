@@ -145,8 +145,8 @@ def backend_input(dataset: keras.utils.PyDataset) -> Any:
     seconds, for every report point of a trial: a 2-epoch fit of 1,024 documents took 8.1-10.2 s with it
     and 6.2-7.2 s without (BENCHMARKS.md, "Trial throughput"). Keras' threaded enqueuer (``workers`` >
     1) turns autotuning off too, but a fit stopped inside an epoch (a pruned trial) leaves its thread
-    blocked for good. The batches, their order and ``on_epoch_end`` (a new plan each epoch) are the
-    dataset's own either way.
+    blocked for good. The batches and their order are the dataset's own either way, and each epoch gets
+    a new plan (``on_epoch_end``: here before each epoch after the first, where Keras calls it after each).
     """
     if keras.backend.backend() != "tensorflow":
         return dataset
@@ -160,10 +160,18 @@ def backend_input(dataset: keras.utils.PyDataset) -> Any:
     if isinstance(first, tuple):
         signature = (spec, *(tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in first[1:]))
 
+    passes = 0
+
     def batches() -> Any:
+        # Each pass (Keras starts one an epoch) after the first begins with the next epoch's plan. Not at
+        # the end of a pass: Keras takes exactly an epoch's batches, so whether the generator is resumed
+        # once more before its iterator is dropped is a race with the prefetching thread.
+        nonlocal passes
+        if passes:
+            dataset.on_epoch_end()
+        passes += 1
         for i in range(len(dataset)):
             yield dataset[i]
-        dataset.on_epoch_end()  # every batch seen: the next epoch's plan, as Keras would call it
 
     options = tf.data.Options()
     options.autotune.enabled = False

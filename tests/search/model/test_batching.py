@@ -80,23 +80,23 @@ def test_predict_by_length_keeps_the_order() -> None:
     np.testing.assert_array_equal(out[:, 0], document_lengths(x))
 
 
-class _CountedBatches(LengthBatches):
-    """LengthBatches that count their epochs' ends."""
+class _RecordedBatches(LengthBatches):
+    """LengthBatches that record which (epoch, batch) each request was for."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
         super().__init__(x, y, batch_size, seed)
-        self.epochs_ended = 0
+        self.served: list[tuple[int, int]] = []
 
-    def on_epoch_end(self) -> None:
-        self.epochs_ended += 1
-        super().on_epoch_end()
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        self.served.append((self.epoch, index))
+        return super().__getitem__(index)
 
 
-def test_fit_sees_every_batch_and_a_new_plan_each_epoch_through_backend_input() -> None:
+def test_fit_sees_every_batch_of_a_new_plan_each_epoch_through_backend_input() -> None:
     import keras
 
     x, y = _ids(200), np.zeros((200, 3), dtype="float32")
-    batches = _CountedBatches(x, y, batch_size=16, seed=0)
+    batches = _RecordedBatches(x, y, batch_size=16, seed=0)
     pipeline = backend_input(batches)
     seen: list[int] = []
 
@@ -114,7 +114,10 @@ def test_fit_sees_every_batch_and_a_new_plan_each_epoch_through_backend_input() 
     model.compile(optimizer="sgd", loss="binary_crossentropy")
     model.fit(pipeline, epochs=3, verbose=0, callbacks=[Count()], shuffle=False)
     assert seen == list(range(len(batches))) * 3
-    assert batches.epochs_ended == 3  # each epoch ended as with Keras' own PyDataset handling: a new plan
+    # every batch of each epoch's own plan (a new plan each epoch, as Keras' PyDataset handling gives)
+    assert {epoch for epoch, _ in batches.served} == {0, 1, 2}
+    for epoch in range(3):
+        assert {i for e, i in batches.served if e == epoch} == set(range(len(batches)))
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
