@@ -52,10 +52,11 @@ BASE = {"batch_size": 64, "dropout": 0.3, "batch_norm": False, "hidden_units": 6
 CONFIGS = {"none": {"attention_position": "none"}, "label": {"attention_position": "label"},
            "embedding": {"attention_position": "embedding", "num_heads": 2}}
 MODES = ("padded", "length")
-POOLS = ("default", "split")
-#: The columns of the table, in the order the rounds run them: (thread pools, variant).
+#: The columns of the table, left to right.
 VARIANTS = ("padded", "pydataset", "length", "length+split")
+#: Which columns a child process of each thread-pool setting runs, in that order.
 RUNS = {"default": ("padded", "pydataset", "length"), "split": ("length+split",)}
+POOLS = tuple(RUNS)
 
 
 def _load() -> tuple[Any, Any]:
