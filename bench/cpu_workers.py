@@ -130,7 +130,12 @@ def main() -> None:
     layouts = [(f"1x{cores}", 1, None), (f"{cores}x1", cores, 1), (f"{cores}x{cores}", cores, None),
                (f"1x{cores} split", 1, cores)]
     if args.layouts:
-        layouts = [layout for layout in layouts if layout[0] in args.layouts.split(",")] or layouts
+        wanted = args.layouts.split(",")
+        unknown = sorted(set(wanted) - {name for name, _, _ in layouts})
+        if unknown:
+            parser.error(f"--layouts: got {', '.join(unknown)}; expected names among "
+                         f"{', '.join(name for name, _, _ in layouts)}")
+        layouts = [layout for layout in layouts if layout[0] in wanted]
     print(f"{cores} cores; backend {args.backend}; {args.docs} training documents per process per round", flush=True)
     results: dict[str, Any] = {}
     for config in args.configs.split(","):
