@@ -44,7 +44,7 @@ def make_sampler(config: RunConfig, space: SearchSpace, context: Mapping[str, An
 
 
 def make_pruner(config: RunConfig, reports_per_epoch: int = 1) -> optuna.pruners.BasePruner:
-    """The pruner; its resource is the trial's report number (``reports_per_epoch`` a training epoch)."""
+    """The pruner; its resource is the trial's report step (``reports_per_epoch`` a training epoch)."""
     if config.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs * reports_per_epoch,
                                               reduction_factor=3)

@@ -39,9 +39,10 @@ ENSEMBLE_CANDIDATES = 8
 #: Documents per batch when a trial or the report predicts a whole split: larger than any training batch,
 #: since prediction keeps no gradients, and small enough for the largest attention model on a GPU.
 PREDICT_BATCH = 512
-#: With ``--report-every`` left out, an epoch reports once per this many training documents (whole
-#: reports; a short epoch reports once, at its end): the first report of a full debtags50 trial comes
-#: after a quarter of an epoch, and the whole-validation pass stays a small share of the training.
+#: With ``--report-every`` left out, a trial's first epoch reports once per this many training documents
+#: (whole reports; a short epoch reports once, at its end), later epochs once each: the first report of
+#: a full debtags50 trial comes after a quarter of an epoch, and the whole-validation passes stay a
+#: small share of the trial.
 AUTO_REPORT_DOCUMENTS = 5000
 
 #: Field metadata: the flag that sets the field, and whether the field defines the study. Resuming a
@@ -71,11 +72,12 @@ class RunConfig:
     embedding_dim: int = _setting(None, default=100)
     save_models: bool = _setting("--no-save-models", default=True)
     fixed: Mapping[str, Any] = _setting("--set", default_factory=dict)
-    #: training documents between two reports to the pruner; None: about AUTO_REPORT_DOCUMENTS (a long
-    #: epoch is reported several times, so a weak trial is stopped before its first epoch ends)
+    #: training documents between two reports to the pruner in a trial's first epoch (later epochs report
+    #: once, at their end); None: about AUTO_REPORT_DOCUMENTS (a long first epoch is reported several
+    #: times, so a weak trial is stopped before it ends). One such interval is the pruner's step.
     report_every: int | None = _setting("--report-every", default=None)
-    #: reports without a better tuned validation micro-F1 after which a trial stops by itself; None: two
-    #: epochs' worth of reports; 0: never
+    #: report intervals (pruner steps) without a better tuned validation micro-F1 after which a trial
+    #: stops by itself; None: two epochs' worth; 0: never
     patience: int | None = _setting("--patience", default=None)
     # -- what a resumed launch may change -----------------------------------------------------------
     #: finished (complete or pruned) trials to reach; None: the space's own count, else DEFAULT_TRIALS
@@ -100,7 +102,7 @@ class RunConfig:
             raise StudyConfigError(f"got {self.report_every}; expected a positive number of training documents",
                                    source="--report-every")
         if self.patience is not None and self.patience < 0:
-            raise StudyConfigError(f"got {self.patience}; expected a number of reports, 0 for no early stopping",
+            raise StudyConfigError(f"got {self.patience}; expected a number of report intervals, 0 for no early stopping",
                                    source="--patience")
         if self.trials is not None and self.trials < 1:
             raise StudyConfigError(f"got {self.trials}; expected at least 1", source="--trials")
@@ -127,14 +129,15 @@ class RunConfig:
         return [f.name for f in dataclasses.fields(self) if mine[f.name] != theirs[f.name]]
 
     def reports_per_epoch(self, train_documents: int) -> int:
-        """How many times an epoch over ``train_documents`` reports its whole-validation micro-F1."""
+        """Report intervals (pruner steps) in an epoch over ``train_documents``: how many times the first
+        epoch reports its whole-validation micro-F1 (each later epoch reports once, R steps on)."""
         every = self.report_every or AUTO_REPORT_DOCUMENTS
         if self.report_every is None:  # auto: whole reports only, never more than one a few thousand documents
             return max(1, train_documents // every)
         return max(1, -(-train_documents // every))
 
     def early_stopping_patience(self, train_documents: int) -> int:
-        """Reports without improvement after which a trial stops itself (0: never)."""
+        """Report intervals without improvement after which a trial stops itself (0: never)."""
         if self.patience is not None:
             return self.patience
         return 2 * self.reports_per_epoch(train_documents)

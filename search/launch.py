@@ -87,11 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="maximum epochs per trial")
     p.add_argument("--report-every", type=int, default=RunConfig.report_every, metavar="DOCS",
                    help="training documents between two reports of whole-validation micro-F1 to the pruner "
-                        "(the pruner's resource is the report number); default: about 5,000, so a long epoch "
-                        "is reported several times and a short one once")
-    p.add_argument("--patience", type=int, default=RunConfig.patience, metavar="REPORTS",
-                   help="reports without a better tuned validation micro-F1 after which a trial stops by itself; "
-                        "default: two epochs' worth; 0: never")
+                        "in a trial's first epoch (later epochs report once, at their end; the pruner's step is "
+                        "one such interval); default: about 5,000, so a long first epoch is reported several "
+                        "times and a short one once")
+    p.add_argument("--patience", type=int, default=RunConfig.patience, metavar="STEPS",
+                   help="report intervals (pruner steps) without a better tuned validation micro-F1 after which a "
+                        "trial stops by itself; default: two epochs' worth; 0: never")
     p.add_argument("--limit", type=int, default=RunConfig.limit,
                    help="use only the first N training documents (default, or 0: all of them)")
     p.add_argument("--max-len", type=int, default=RunConfig.max_len, help="tokens per document")

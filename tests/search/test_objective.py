@@ -1,4 +1,5 @@
-"""A trial's reports: several an epoch when asked, to the pruner by report number, early stopping on patience."""
+"""A trial's reports: several in its first epoch when asked, once in each later epoch, to the pruner by
+training documents seen; early stopping on patience."""
 from __future__ import annotations
 
 from typing import Any
@@ -33,15 +34,16 @@ def _run(objective: Any, pruner: optuna.pruners.BasePruner | None = None) -> opt
     return study.trials[0]
 
 
-def test_reports_several_times_an_epoch_when_asked() -> None:
-    # 192 documents, a report every 64: three reports an epoch, numbered 1..6 over two epochs
-    trial = _run(_objective(epochs=2, report_every=64, patience=0))
+def test_reports_several_times_in_the_first_epoch_then_once_an_epoch() -> None:
+    # 192 documents, a report every 64: three reports in the first epoch, then one at each epoch's end,
+    # at steps counted in intervals of 64 training documents
+    trial = _run(_objective(epochs=3, report_every=64, patience=0))
     assert trial.state == TrialState.COMPLETE
     record = TrialRecord.from_trial(trial)
     assert record.epochs is not None
-    assert [row["report"] for row in record.epochs] == [1, 2, 3, 4, 5, 6]
-    assert [row["epoch"] for row in record.epochs] == [0.333, 0.667, 1, 1.333, 1.667, 2]
-    assert sorted(trial.intermediate_values) == [1, 2, 3, 4, 5, 6]
+    assert [row["report"] for row in record.epochs] == [1, 2, 3, 6, 9]
+    assert [row["epoch"] for row in record.epochs] == [0.333, 0.667, 1, 2, 3]
+    assert sorted(trial.intermediate_values) == [1, 2, 3, 6, 9]
     assert trial.value == pytest.approx(max(row["val_micro_f1_tuned"] for row in record.epochs))
     assert record.early_stop_reason is None
 
@@ -54,18 +56,22 @@ def test_a_trial_is_pruned_inside_its_first_epoch() -> None:
     trial = _run(_objective(epochs=2, report_every=64, patience=0), PruneAtTwo())
     assert trial.state == TrialState.PRUNED
     record = TrialRecord.from_trial(trial)
-    assert record.pruned_reason is not None and record.pruned_reason.startswith("at report 2 (epoch 0.667)")
+    assert record.pruned_reason is not None and record.pruned_reason.startswith("at step 2 (epoch 0.667)")
     assert record.epochs is not None and len(record.epochs) == 2
 
 
-def test_a_trial_stops_itself_after_its_patience() -> None:
-    # a learning rate of zero never improves on the first report: it stops after `patience` more
-    trial = _run(_objective({"learning_rate": 1e-9}, epochs=3, report_every=64, patience=2))
+@pytest.mark.parametrize(("patience", "reports", "reason"), [
+    (2, 3, "stopped early at step 3 (epoch 1): no better tuned val micro-F1 in 2 report intervals"),
+    # patience counts training documents, not reports: after the first epoch a report is 3 intervals on
+    (3, 4, "stopped early at step 6 (epoch 2): no better tuned val micro-F1 in 3 report intervals"),
+])
+def test_a_trial_stops_itself_after_its_patience(patience: int, reports: int, reason: str) -> None:
+    # a learning rate of almost zero never improves on the first report: it stops `patience` intervals on
+    trial = _run(_objective({"learning_rate": 1e-9}, epochs=4, report_every=64, patience=patience))
     assert trial.state == TrialState.COMPLETE
     record = TrialRecord.from_trial(trial)
-    assert record.epochs is not None and len(record.epochs) == 3
-    assert record.early_stop_reason is not None
-    assert record.early_stop_reason.startswith("stopped early at report 3 (epoch 1): no better tuned val micro-F1 in 2")
+    assert record.epochs is not None and len(record.epochs) == reports
+    assert record.early_stop_reason is not None and record.early_stop_reason.startswith(reason)
     assert record.best_epoch == 0.333 and trial.value == record.epochs[0]["val_micro_f1_tuned"]
 
 
