@@ -1,7 +1,9 @@
 """Whole studies: the main command with one CPU worker against N pinned one-thread workers, trials per hour.
 
     python bench/study_workers.py [--minutes 20] [--workers 2] [--json out.json]
-    python bench/study_workers.py --against REF [--minutes 15]    # the same command, code at REF vs today's
+    python bench/study_workers.py --against REF [--against-args "--limit 0"] [--minutes 60]
+    python bench/study_workers.py --against REF --runs against --json old.json     # one side only
+    python bench/study_workers.py --table-from old.json new.json                 # their table, side by side
 
 Runs ``python -m search.launch --study attn --timeout MINUTES*60`` on full debtags50 twice, one after the
 other, each into a fresh SQLite store: once with the launcher's default CPU layout (one worker over every
@@ -16,12 +18,22 @@ machine), so a load change between them shows in the ratio; record the machine's
 With ``--against REF`` the two runs are instead the default layout with the code at git revision REF
 (checked out into a temporary worktree, which the launcher and its workers import) and the default
 layout with the code here: what a change of the trial path buys a user of the main command.
+``--against-args`` adds launch flags to REF's run only: code from before the trials got cheap trained on
+3,000 documents by default, and ``--limit 0`` makes it train on the whole split as today's code does.
+Each side runs until its --timeout plus a grace of a few minutes and is then stopped (the whole process
+group): older launchers stop only *starting* trials at their timeout, and a full-data trial there lasts
+half an hour, so without a hard end the budgets would not be equal. Only trials finished by then count;
+trials per hour divide them by the side's wall time. The two sides can run in separate invocations
+(``--runs``, ``--json``) and be printed together with ``--table-from``: each side needs the whole
+machine for an hour, and a session may not have two hours in one piece.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,30 +46,49 @@ from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_VALID = 0.685
+#: Seconds past its --timeout a run may take to end by itself before it is stopped: today's trials stop at
+#: their next report after the budget, which on full data comes within an epoch (a minute or two here).
+GRACE_SECONDS = 180
 
 
-def _run(folder: Path, minutes: float, workers: int | None, code: Path = ROOT) -> dict[str, Any]:
+def _run(folder: Path, minutes: float, workers: int | None, code: Path = ROOT,
+         extra: list[str] | None = None) -> dict[str, Any]:
     url = f"sqlite:///{folder / 'studies.db'}"
     argv = [sys.executable, "-m", "search.launch", "--study", "attn", "--timeout", str(int(minutes * 60)),
-            "--storage", url, "--no-progress"]
+            "--storage", url, "--no-progress", *(extra or [])]
     if workers is not None:
         argv += ["--workers", str(workers)]
     t0 = time.monotonic()
     env = os.environ | {"PYTHONPATH": str(code)}  # the launcher and its workers import this checkout's code
-    done = subprocess.run(argv, cwd=code, env=env, capture_output=True, text=True)
+    log = folder / "launch.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, cwd=code, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            returncode: int | None = proc.wait(timeout=minutes * 60 + GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            returncode = None  # stopped at the hard end: its unfinished trial does not count
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     wall = time.monotonic() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"error: {' '.join(argv[1:])} exited {done.returncode}: {done.stderr[-2000:]}")
+    if returncode not in (None, 0):
+        raise SystemExit(f"error: {' '.join(argv[1:])} exited {returncode}: {log.read_text()[-2000:]}")
     study = optuna.load_study(study_name="attn", storage=url)
     trials = study.get_trials(deepcopy=False)
+    if not any(t.datetime_start is not None for t in trials):
+        raise SystemExit(f"error: {' '.join(argv[1:])} started no trial: {log.read_text()[-2000:]}")
     started = min(t.datetime_start for t in trials if t.datetime_start is not None)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
-    # The first moment the study's best reached the reference: a report of any trial at or above it.
+    # The first moment the study's best reached the reference, at most: the end of the first finished trial
+    # one of whose reports (to the pruner: tuned validation micro-F1, in every version) is at or above it.
     reached = None
     for trial in finished:
-        epochs = trial.user_attrs.get("epochs") or []
-        if trial.datetime_start is None or not any(e.get("val_micro_f1_tuned", 0) >= REFERENCE_VALID for e in epochs):
+        if trial.datetime_start is None or not any(v >= REFERENCE_VALID for v in trial.intermediate_values.values()):
             continue
         end = trial.datetime_complete or trial.datetime_start
         minutes_in = (end - started).total_seconds() / 60
@@ -65,7 +96,22 @@ def _run(folder: Path, minutes: float, workers: int | None, code: Path = ROOT) -
     return {"workers": workers or "default", "wall_s": wall, "finished": len(finished), "complete": len(complete),
             "pruned": len(finished) - len(complete), "trials_per_hour": len(finished) / (wall / 3600),
             "best": max((t.value for t in complete), default=None),
-            "minutes_to_reference_at_most": reached}
+            "minutes_to_reference_at_most": reached, "stopped_at_hard_end": returncode is None,
+            "validation_share": _validation_share(finished)}
+
+
+def _validation_share(trials: list[optuna.trial.FrozenTrial]) -> float | None:
+    """The share of the trials' time in whole-validation passes: each report row records its seconds since
+    the last report and the training seconds among them (code that predates those fields: None)."""
+    from search.record import TrialRecord
+
+    total = training = 0.0
+    for trial in trials:
+        for row in TrialRecord.from_trial(trial).epochs or []:
+            if "seconds" not in row or "train_seconds" not in row:
+                return None
+            total, training = total + row["seconds"], training + row["train_seconds"]
+    return (total - training) / total if total else None
 
 
 def main() -> None:
@@ -74,38 +120,62 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="the CPU workers of the second run")
     parser.add_argument("--against", default=None, metavar="REF",
                         help="compare the default layout at git revision REF with today's code instead")
+    parser.add_argument("--against-args", default="", metavar="FLAGS",
+                        help="launch flags for REF's run only, e.g. \"--limit 0\" (its whole training split)")
+    parser.add_argument("--runs", default="both", choices=("both", "against", "today"),
+                        help="with --against: run both sides, or only REF's, or only today's")
+    parser.add_argument("--table-from", nargs="+", default=None, metavar="JSON",
+                        help="print the table of rows saved by earlier runs' --json, in this order; run nothing")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="keep each run's SQLite store and launcher log in DIR/<index>/ (default: temporary)")
     args = parser.parse_args()
+    if args.table_from:
+        rows = [row for name in args.table_from for row in json.loads(Path(name).read_text())]
+        _print_table(rows)
+        return
+    if args.runs != "both" and not args.against:
+        parser.error("--runs needs --against")
     rows = []
     with tempfile.TemporaryDirectory(prefix="study-workers-") as tmp:
-        runs: list[tuple[str, int | None, Path]] = [("default", None, ROOT), (str(args.workers), args.workers, ROOT)]
+        stores = Path(args.keep) if args.keep else Path(tmp)
+        runs: list[tuple[str, int | None, Path, list[str]]] = [("default", None, ROOT, []),
+                                                                (str(args.workers), args.workers, ROOT, [])]
         if args.against:
             old = Path(tmp) / "code"
             subprocess.run(["git", "worktree", "add", "--detach", str(old), args.against], cwd=ROOT, check=True,
                            capture_output=True)
-            runs = [(f"default, code at {args.against}", None, old), ("default, today's code", None, ROOT)]
+            shown = f" {args.against_args}" if args.against_args else ""
+            runs = [(f"default{shown}, code at {args.against}", None, old, shlex.split(args.against_args)),
+                    ("default, today's code", None, ROOT, [])]
+            runs = {"both": runs, "against": runs[:1], "today": runs[1:]}[args.runs]
         try:
-            for index, (label, workers, code) in enumerate(runs):
-                folder = Path(tmp) / str(index)
-                folder.mkdir()
-                rows.append(_run(folder, args.minutes, workers, code) | {"workers": label})
+            for index, (label, workers, code, extra) in enumerate(runs):
+                folder = stores / str(index)
+                folder.mkdir(parents=True)
+                rows.append(_run(folder, args.minutes, workers, code, extra) | {"workers": label})
                 print(f"  {label}: {rows[-1]}", flush=True)
         finally:
             if args.against:
                 subprocess.run(["git", "worktree", "remove", "--force", str(Path(tmp) / "code")], cwd=ROOT,
                                capture_output=True)
-    base = rows[0]["trials_per_hour"]
-    print("\n| CPU workers | wall min | finished (complete + pruned) | trials/hour | ratio | best val micro-F1 |"
-          " reached 0.685 by (min) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    _print_table(rows)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    base = rows[0]["trials_per_hour"] or float("nan")
+    print("\n| run | wall min | finished (complete + pruned) | trials/hour | ratio | best val micro-F1 |"
+          " reached 0.685 by (min) | validation share of trial time |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         best = "-" if row["best"] is None else f"{row['best']:.4f}"
         reached = "-" if row["minutes_to_reference_at_most"] is None else f"{row['minutes_to_reference_at_most']:.1f}"
+        share = row.get("validation_share")
         print(f"| {row['workers']} | {row['wall_s'] / 60:.1f} | {row['finished']} ({row['complete']} + "
               f"{row['pruned']}) | {row['trials_per_hour']:.1f} | {row['trials_per_hour'] / base:.2f}x | {best} | "
-              f"{reached} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+              f"{reached} | {'-' if share is None else f'{100 * share:.1f}%'} |")
 
 
 if __name__ == "__main__":
