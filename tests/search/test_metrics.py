@@ -20,6 +20,7 @@ from search.metrics import (
     per_label_f1,
     precision_at_k,
     roc_auc,
+    tune_label_thresholds,
     tune_threshold,
 )
 
@@ -178,6 +179,35 @@ def test_bad_arguments() -> None:
         precision_at_k(y_true, y_prob, 0)
     with pytest.raises(DataError, match="field 'average'"):
         roc_auc(y_true, y_prob, "weighted")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_per_label_thresholds_match_sklearn(seed: int) -> None:
+    y_true, y_prob = _data(seed, n=300, labels=5)
+    cuts, f1s = tune_label_thresholds(y_true, y_prob)
+    for j in range(5):  # each label's threshold is its own argmax over the grid
+        scores = [f1_score(y_true[:, j], y_prob[:, j] >= g, zero_division=0) for g in THRESHOLD_GRID]
+        assert f1s[j] == pytest.approx(max(scores), abs=1e-12)
+        assert f1_score(y_true[:, j], y_prob[:, j] >= cuts[j], zero_division=0) == pytest.approx(f1s[j], abs=1e-12)
+    pred = y_prob >= cuts  # and every F1 function takes them
+    assert micro_f1(y_true, y_prob, cuts) == pytest.approx(f1_score(y_true, pred, average="micro"), abs=1e-12)
+    assert macro_f1(y_true, y_prob, cuts) == pytest.approx(f1_score(y_true, pred, average="macro"), abs=1e-12)
+    assert evaluate(y_true, y_prob, cuts)["macro_f1"] == pytest.approx(macro_f1(y_true, y_prob, cuts))
+
+
+def test_per_label_ties_go_to_the_preferred_threshold() -> None:
+    y_true = np.array([[1, 0], [0, 0]])
+    y_prob = np.array([[0.99, 0.01], [0.02, 0.03]])  # label 0: every threshold perfect; label 1: never true
+    cuts, f1s = tune_label_thresholds(y_true, y_prob, prefer=0.3)
+    assert cuts.tolist() == [0.3, 0.3] and f1s.tolist() == [1.0, 0.0]
+
+
+def test_per_label_thresholds_of_the_wrong_length_are_refused() -> None:
+    y_true, y_prob = _data(0, n=10, labels=3)
+    with pytest.raises(DataError, match="expected 3 finite numbers"):
+        micro_f1(y_true, y_prob, np.array([0.5, 0.5]))
+    with pytest.raises(DataError, match="expected 3 finite numbers"):
+        macro_f1(y_true, y_prob, [0.5, float("nan"), 0.5])
 
 
 def test_does_not_import_keras() -> None:
