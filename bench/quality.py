@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                and r["low"] > 0)
         print(f"{r['model']}: >= {TARGET_FINAL_MICRO} micro, >= {TARGET_FINAL_MACRO} macro, CI above 0: "
               f"{'met' if met else 'missed'}")
+    # the first ensemble row is what its export decides with (per-label thresholds where it has them)
     ensemble_rows = [r for r, final in zip(rows[1:], report.finals, strict=True) if final.kind == "ensemble"]
     used = _use_the_export(out, storage, seconds, ensemble_rows[0] if ensemble_rows else None)
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
@@ -124,7 +125,7 @@ def _use_the_export(out: Path, storage: str, seconds: dict[str, float],
     start = time.perf_counter()
     prob = predictor.predict_proba(texts["test"])
     predict_s = time.perf_counter() - start
-    metrics = evaluate(y_test, prob, predictor.threshold)
+    metrics = evaluate(y_test, prob, predictor.thresholds)  # what the folder decides with
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
     same = abs(metrics["micro_f1"] - ensemble["test_micro_f1"]) < 5e-4
     print(f"\nthe exported ensemble ({folder}, {size:.0f} MB, {len(predictor.models)} models): test micro-F1 "

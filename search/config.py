@@ -102,8 +102,8 @@ class RunConfig:
             raise StudyConfigError(f"got {self.report_every}; expected a positive number of training documents",
                                    source="--report-every")
         if self.patience is not None and self.patience < 0:
-            raise StudyConfigError(f"got {self.patience}; expected a number of report intervals, 0 for no early stopping",
-                                   source="--patience")
+            raise StudyConfigError(f"got {self.patience}; expected a number of report intervals, 0 for no early "
+                                   "stopping", source="--patience")
         if self.trials is not None and self.trials < 1:
             raise StudyConfigError(f"got {self.trials}; expected at least 1", source="--trials")
         if self.timeout is not None and not self.timeout > 0:  # also refuses NaN

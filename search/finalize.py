@@ -1,10 +1,12 @@
 """``python -m search.finalize --study NAME``: the final models of a finished study.
 
 (a) The greedy ensemble of its best trials' saved models, selected on the validation split (forward
-selection over averaged probabilities, one global tuned threshold; the TF-IDF reference may join it),
-and (b) its best configuration refit on train + validation for the trial's best number of epochs. Both
-are recorded on the study (the refit model as a study artifact); ``python -m search.report`` scores them
-on the test split beside the best single trial and the TF-IDF reference. Running it again replaces them.
+selection over averaged probabilities, one global tuned threshold; the TF-IDF reference may join it;
+then per-label thresholds: the global one shrunk toward each label's best by the factor whose
+cross-fitted micro-F1 on validation is best), and (b) its best configuration refit on train + validation for
+the trial's best number of epochs. Both are recorded on the study (the refit model as a study artifact);
+``python -m search.report`` scores them on the test split beside the best single trial and the TF-IDF
+reference. Running it again replaces them.
 The test split is never read.
 """
 from __future__ import annotations
@@ -36,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-reference", action="store_true", help="the ensemble selects from the deep trials only "
                    "(default: the TF-IDF + logistic regression reference is a candidate too, picked when it raises "
                    "the validation score)")
+    p.add_argument("--one-threshold", action="store_true", help="the ensemble decides with its global threshold "
+                   "alone (default: per-label thresholds, shrunk toward it by cross-fitting on validation)")
     p.add_argument("--no-ensemble", action="store_true", help="only the refit")
     p.add_argument("--no-refit", action="store_true", help="only the ensemble (no training)")
     return p
@@ -52,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                source="--no-ensemble")
     done = finalize_study(args.study, storage=args.storage, artifacts=args.artifacts, ensemble=not args.no_ensemble,
                           refit=not args.no_refit, candidates=args.candidates, max_size=args.ensemble_size,
-                          with_reference=not args.no_reference)
+                          with_reference=not args.no_reference, label_thresholds=not args.one_threshold)
     for line in done.skipped:
         print(f"left out of the ensemble: {line}")
     if done.ensemble is not None:

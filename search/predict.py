@@ -1,7 +1,8 @@
 """``python -m search.predict DIR (--text "..." | --input FILE)``: labels and probabilities for new text.
 
 DIR is a folder made by ``python -m search.export``. One JSON line per document, on stdout or into
-``--output``: the labels whose probability reaches the threshold (the tuned one unless ``--threshold``),
+``--output``: the labels whose probability reaches the threshold (the tuned one, or a final ensemble's
+per-label ones, unless ``--threshold``),
 most probable first, at most ``--top-k`` of them, with their probabilities.
 """
 from __future__ import annotations
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_top_k, metavar="K", help="at most K labels per document (default: all that "
                    "reach the threshold)")
     p.add_argument("--threshold", type=_threshold, metavar="T", help="probability a label must reach, in (0, 1) "
-                   "(default: the threshold tuned on the validation split, in export.json)")
+                   "for every label (default: the threshold tuned on the validation split, or a final "
+                   "ensemble's per-label thresholds, in export.json)")
     return p
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from search._final._ensemble import MAX_SIZE, REFERENCE, greedy_selection
 from search._final._record import FinalEnsemble, FinalRefit, write_final
+from search._final._thresholds import shrunk_label_thresholds
 from search.config import ENSEMBLE_CANDIDATES, PREDICT_BATCH
 from search.errors import StudyConfigError
 from search.record import TrialRecord
@@ -35,7 +36,7 @@ def _stderr(message: str) -> None:
 
 def finalize_study(study_name: str, *, storage: str | None = None, artifacts: str | None = None,
                    ensemble: bool = True, refit: bool = True, candidates: int = ENSEMBLE_CANDIDATES,
-                   max_size: int = MAX_SIZE, with_reference: bool = True,
+                   max_size: int = MAX_SIZE, with_reference: bool = True, label_thresholds: bool = True,
                    log: Callable[[str], None] = _stderr) -> Finalized:
     """Select the greedy ensemble of the study's saved top trials on the validation split and refit its
     best configuration on train + valid; record both on the study (:mod:`search._final._record`).
@@ -44,6 +45,11 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
     ensemble (fitted on the training split, 30 s on debtags50): its errors are unlike a deep model's, so
     averaging it in can help where another deep trial does not; selection picks it only when it raises
     the validation score.
+
+    ``label_thresholds``: the ensemble also gets per-label thresholds, the global one shrunk toward each
+    label's best by the factor with the best cross-fitted micro-F1 on validation
+    (:mod:`search._final._thresholds`): one threshold serves the frequent labels, and macro-F1 counts
+    the rare ones as much.
 
     Refused (nothing written) for a missing store or study, a study with no complete trial, or (for the
     ensemble) no saved model; the test split is never read.
@@ -100,14 +106,24 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
             log(f"ensemble candidate TF-IDF reference ({reference.input}): validation micro-F1 "
                 f"{reference.valid_micro_f1:.4f}")
         selection = greedy_selection(dataset.y_valid, probabilities, max_size=max_size, joiners=joiners)
+        every = probabilities | joiners
+        mean = np.mean([every[m].astype(np.float64) for m in selection.members], axis=0)
+        labels = shrunk_label_thresholds(dataset.y_valid, mean, selection.threshold) if label_thresholds else None
         final_ensemble = FinalEnsemble(members=tuple(m for m in selection.members if m != REFERENCE),
                                        reference_picks=selection.members.count(REFERENCE),
                                        threshold=selection.threshold, valid_micro_f1=selection.valid_micro_f1,
                                        best_single_valid_micro_f1=selection.best_single_valid_micro_f1,
-                                       candidates=tuple(probabilities), steps=selection.steps)
+                                       candidates=tuple(probabilities), steps=selection.steps,
+                                       label_thresholds=labels.values if labels and labels.shrink < 1 else (),
+                                       label_threshold_shrink=labels.shrink if labels else None)
         write_final(study, final_ensemble)
         log(f"{final_ensemble.name}: validation micro-F1 {selection.valid_micro_f1:.4f} at threshold "
             f"{selection.threshold:.2f} (best single {selection.best_single_valid_micro_f1:.4f})")
+        if labels is not None:
+            log(f"per-label thresholds: shrink {labels.shrink:g} toward the global one (1: the global threshold "
+                f"alone); cross-fitted on validation, micro-F1 {labels.heldout_micro_f1:.4f} and macro-F1 "
+                f"{labels.heldout_macro_f1:.4f} against {labels.heldout_global_micro_f1:.4f} and "
+                f"{labels.heldout_global_macro_f1:.4f} at the global threshold")
     final_refit = None
     if refit:
         from search._final._refit import refit_best

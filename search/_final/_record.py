@@ -26,7 +26,9 @@ class FinalEnsemble:
     """The greedy ensemble: ``members`` (trial numbers, a trial once per time it was picked: its weight)
     and ``reference_picks`` times the TF-IDF reference's probabilities (:mod:`search.reference`, refit on
     the study's training split: it is deterministic), averaged, one global ``threshold`` tuned on
-    validation."""
+    validation (selection scores with it). ``label_thresholds``: one per label, the global one shrunk
+    toward each label's best (:mod:`search._final._thresholds`), what the ensemble decides with once
+    selected; empty: the global threshold for every label."""
 
     members: tuple[int, ...]
     threshold: float
@@ -35,6 +37,13 @@ class FinalEnsemble:
     candidates: tuple[int, ...]  # the trials selection could pick from
     steps: tuple[float, ...] = ()  # validation micro-F1 after each pick
     reference_picks: int = 0  # 0: deep models only (and every ensemble finalized before the reference could join)
+    label_thresholds: tuple[float, ...] = ()
+    label_threshold_shrink: float | None = None  # chosen by cross-fitting over the validation documents
+
+    def decision(self) -> float | tuple[float, ...]:
+        """What a label's mean probability must reach: the per-label thresholds where there are, else the
+        global one."""
+        return self.label_thresholds or self.threshold
 
     @property
     def size(self) -> int:

@@ -9,8 +9,11 @@ An export is a folder that needs nothing of the study, the store or the data cac
     README.md         the model card
 
 An ensemble's members carry a weight (how many times the greedy selection picked them): its
-probabilities are the weighted mean of its members'. Format 1 (trial exports before ensembles) had
-neither weights nor a reference and is still read.
+probabilities are the weighted mean of its members'. A final ensemble may decide with one threshold
+per label (``label_thresholds``, in the label order) instead of the global ``threshold``. Format 1
+(trial exports before ensembles) had neither weights nor a reference, format 2 no per-label
+thresholds; both are still read. Format 3 is written so that a reader of format 2 refuses a folder
+whose decisions it would silently get wrong.
 
 Every file the manifest lists carries its SHA-256, so a truncated or damaged copy is refused by name
 before keras ever reads it.
@@ -31,8 +34,8 @@ __all__ = ["FORMAT", "VERSION", "MANIFEST", "VOCABULARY", "CARD", "KERAS", "TFID
            "sha256_of", "read_manifest", "read_vocabulary", "write_vocabulary", "check_threshold"]
 
 FORMAT = "keras-text-search export"
-VERSION = 2
-READS = (1, 2)
+VERSION = 3
+READS = (1, 2, 3)
 #: What a model entry is: a Keras model (token ids in), or the TF-IDF reference (raw text in).
 KERAS = "keras"
 TFIDF_LOGREG = "tfidf-logreg"
@@ -82,6 +85,12 @@ class Manifest:
     study: dict[str, Any] = field(default_factory=dict)
     command: str = ""
     created: str = ""
+    #: one per label (in ``label_names``' order), what a label's probability must reach; empty: ``threshold``
+    label_thresholds: tuple[float, ...] = ()
+
+    def decision(self) -> float | tuple[float, ...]:
+        """What a label's probability must reach: the per-label thresholds where there are, else the one."""
+        return self.label_thresholds or self.threshold
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "kind": self.kind, "combine": self.combine,
@@ -89,7 +98,8 @@ class Manifest:
                 "label_names": list(self.label_names), "max_len": self.max_len, "vocabulary": VOCABULARY,
                 "vocab_size": self.vocab_size, "vocabulary_sha256": self.vocabulary_sha256,
                 "tokenizer": dict(self.tokenizer), "study": dict(self.study), "command": self.command,
-                "created": self.created}
+                "created": self.created} | ({"label_thresholds": list(self.label_thresholds)}
+                                            if self.label_thresholds else {})
 
 
 #: A file's SHA-256, as the data cache fingerprints dataset files.
@@ -146,8 +156,9 @@ def read_manifest(folder: str | Path) -> Manifest:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise InputError(f"got {got!r}; expected {FORMAT!r}", source=source, field="format")
     if data.get("version") not in READS or isinstance(data.get("version"), bool):
-        raise InputError(f"got {data.get('version')!r}; expected {' or '.join(map(str, READS))} (the export formats "
-                         "this installation reads)", source=source, field="version")
+        known = f"{', '.join(map(str, READS[:-1]))} or {READS[-1]}"
+        raise InputError(f"got {data.get('version')!r}; expected {known} (the export formats this installation "
+                         "reads)", source=source, field="version")
     kind = _field(data, "kind", str, source, "'trial' or 'final'")
     if kind not in EXPORT_KINDS:
         raise InputError(f"got {kind!r}; expected 'trial' or 'final'", source=source, field="kind")
@@ -177,6 +188,13 @@ def read_manifest(folder: str | Path) -> Manifest:
     labels = _field(data, "label_names", list, source, "a list of label names")
     if not labels or not all(isinstance(n, str) for n in labels):
         raise InputError("expected a non-empty list of label names (strings)", source=source, field="label_names")
+    label_thresholds: tuple[float, ...] = ()
+    if data.get("label_thresholds") is not None:
+        raw = data["label_thresholds"]
+        if not isinstance(raw, list) or len(raw) != len(labels):
+            raise InputError(f"expected a list of {len(labels)} thresholds (one per label name)", source=source,
+                             field="label_thresholds")
+        label_thresholds = tuple(check_threshold(v, source, f"label_thresholds[{n}]") for n, v in enumerate(raw))
     max_len = _field(data, "max_len", int, source, "a positive integer (tokens per document)")
     vocab_size = _field(data, "vocab_size", int, source, "the number of tokens in vocabulary.txt")
     if max_len < 1 or vocab_size < 3:
@@ -191,7 +209,7 @@ def read_manifest(folder: str | Path) -> Manifest:
         vocab_size=vocab_size, vocabulary_sha256=_field(data, "vocabulary_sha256", str, source, "a SHA-256"),
         tokenizer={"lowercase": tokenizer["lowercase"], "token_pattern": tokenizer["token_pattern"]},
         combine=combine, study=dict(data.get("study") or {}), command=str(data.get("command") or ""),
-        created=str(data.get("created") or ""))
+        created=str(data.get("created") or ""), label_thresholds=label_thresholds)
     _checked_file(root, VOCABULARY, manifest.vocabulary_sha256, source)
     for entry in manifest.models:
         _checked_file(root, entry.file, entry.sha256, source)

@@ -214,7 +214,10 @@ def render_final_card(manifest: Manifest, facts: FinalCardFacts) -> str:
                 "before the refit")
     else:
         what = ("an ensemble chosen on the validation split by greedy forward selection over averaged "
-                "probabilities (a model picked twice counts twice), one global threshold tuned on the average")
+                "probabilities (a model picked twice counts twice), one global threshold tuned on the average"
+                + ("; it decides with one threshold per label: the global one shrunk toward each label's best on "
+                   "validation, by the factor whose cross-fitted micro-F1 there is best"
+                   if manifest.label_thresholds else ""))
     lines = [
         f"# Model card: study `{facts.study}`, final model: {facts.name}",
         "",
@@ -246,7 +249,9 @@ def render_final_card(manifest: Manifest, facts: FinalCardFacts) -> str:
         "| | |",
         "|---|---|",
         f"| threshold | {manifest.threshold:.2f} |",
-        f"| micro-F1, as search.finalize selected it | {_num(facts.recorded_value)} |",
+        *([(f"| per-label thresholds (`label_thresholds` in `export.json`) | {min(manifest.label_thresholds):.2f} "
+            f"to {max(manifest.label_thresholds):.2f} |")] if manifest.label_thresholds else []),
+        f"| micro-F1 at the threshold, as search.finalize selected it | {_num(facts.recorded_value)} |",
         f"| micro-F1 through this folder (text → tokeniser → models) | {_num(v.get('micro_f1', math.nan))} |",
         *_scores(v),
         "",

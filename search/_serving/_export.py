@@ -105,12 +105,14 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
                          "the same file the study ran on", source=f"dataset '{source.stored.config.data}'")
     by_number = {t.number: t for t in source.study.get_trials(deepcopy=False)}
     reference_weight = 0
+    label_thresholds: tuple[float, ...] = ()
     if isinstance(chosen_final, FinalEnsemble):
         downloads = [_Download(f"model-{i}.keras", str(TrialRecord.from_trial(by_number[n]).model_artifact_id),
                                {"study": study, "trial": n}, weight)
                      for i, (n, weight) in enumerate(chosen_final.weights().items())]
         reference_weight = chosen_final.reference_picks
         threshold, recorded = chosen_final.threshold, chosen_final.valid_micro_f1
+        label_thresholds = chosen_final.label_thresholds
     elif isinstance(chosen_final, FinalRefit):
         downloads = [_Download(MODEL_FILE, chosen_final.artifact_id,
                                {"study": study, "refit_of_trial": chosen_final.trial, "epochs": chosen_final.epochs})]
@@ -152,13 +154,13 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
             label_names=tuple(dataset.label_names), max_len=dataset.seq_len, vocab_size=len(dataset.vocabulary),
             vocabulary_sha256=sha256_of(stage / VOCABULARY), tokenizer=tokenizer_settings(), models=tuple(entries),
             study=about, command=command or f"python -m search.export --study {study} --out {out}",
-            created=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
+            created=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), label_thresholds=label_thresholds)
         import json
 
         (stage / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
         log(f"checking the folder: {len(texts):,} validation documents through its tokeniser and model"
             + ("s" if len(entries) > 1 else ""))
-        validation = _validate(stage, texts, dataset, float(threshold))
+        validation, at_global = _validate(stage, texts, dataset)
         data = DataFacts(data=config.data, data_file_sha256=str(dataset.meta.get("file_sha256", "")),
                          data_fingerprint=dataset.fingerprint, sizes=dataset.sizes(), limit=config.limit)
         versions = _versions()
@@ -185,9 +187,10 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
         if made_parent and not out.exists():  # a failed export leaves no folder it made behind
             with contextlib.suppress(OSError):
                 out.parent.rmdir()
-    if recorded is not None and abs(validation["micro_f1"] - recorded) >= 5e-5:
+    if recorded is not None and abs(at_global - recorded) >= 5e-5:
         what = "the trial recorded" if chosen_final is None else "search.finalize recorded"
-        log(f"note: validation micro-F1 through the folder is {validation['micro_f1']:.4f}, {what} {recorded:.4f}")
+        log(f"note: validation micro-F1 through the folder is {at_global:.4f} at its global threshold, {what} "
+            f"{recorded:.4f}")
     number = chosen.number if chosen is not None else None
     name = chosen_final.name if chosen_final is not None else f"trial {number}"
     return ExportResult(out, number, name, recorded, validation["micro_f1"])
@@ -248,19 +251,21 @@ def _download_model(source: StudySource, artifact_id: str, path: Path, artifacts
                          "--artifacts DIR to name the folder the workers used", source="--artifacts") from None
 
 
-def _validate(folder: Path, texts: list[str], dataset: Dataset, threshold: float) -> dict[str, float]:
-    """The folder as a user gets it, scored on the validation split from raw text; the token ids must be
-    the study's own, else the export would tokenise differently from training."""
+def _validate(folder: Path, texts: list[str], dataset: Dataset) -> tuple[dict[str, float], float]:
+    """The folder as a user gets it, scored on the validation split from raw text at the thresholds it
+    decides with, and its micro-F1 at the global threshold (what the study recorded); the token ids must
+    be the study's own, else the export would tokenise differently."""
     import numpy as np
 
     from search._serving._predictor import load_predictor
-    from search.metrics import evaluate
+    from search.metrics import evaluate, micro_f1
 
     predictor = load_predictor(folder)
     x_valid, y_valid = dataset.x_valid, dataset.y_valid
     if not np.array_equal(predictor.vectorize(texts), x_valid):
         raise RuntimeError("the exported tokeniser does not reproduce the study's token ids on the validation split")
-    return evaluate(y_valid, predictor.predict_proba(texts), threshold)
+    prob = predictor.predict_proba(texts)
+    return evaluate(y_valid, prob, predictor.thresholds), micro_f1(y_valid, prob, predictor.threshold)
 
 
 def _move_into_place(stage: Path, out: Path) -> None:

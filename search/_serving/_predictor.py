@@ -61,7 +61,15 @@ class Predictor:
 
     @property
     def threshold(self) -> float:
+        """The global threshold tuned on validation (see :attr:`thresholds` for what ``predict`` uses)."""
         return self.manifest.threshold
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """What each label's probability must reach by default, in label order: the per-label thresholds of
+        a final ensemble that has them, else the global threshold for every label."""
+        return np.broadcast_to(np.asarray(self.manifest.decision(), dtype=np.float64),
+                               (len(self.manifest.label_names),))
 
     @property
     def max_len(self) -> int:
@@ -106,16 +114,17 @@ class Predictor:
 
     def predict(self, texts: Sequence[str], *, threshold: float | None = None, top_k: int | None = None,
                 progress: bool | None = False) -> list[Prediction]:
-        """The labels whose probability reaches ``threshold`` (default: the tuned one), most probable first,
-        at most ``top_k`` of them."""
-        cut = self.threshold if threshold is None else check_threshold(threshold, "threshold")
+        """The labels whose probability reaches ``threshold`` (default: the tuned ones, :attr:`thresholds`),
+        most probable first, at most ``top_k`` of them."""
+        cut = self.thresholds if threshold is None else np.full(len(self.manifest.label_names),
+                                                                check_threshold(threshold, "threshold"))
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise InputError(f"got {top_k!r}; expected a positive integer", source="top_k")
         probabilities = self.predict_proba(texts, progress=progress)
         names = self.manifest.label_names
         out = []
         for row in probabilities:
-            order = [int(i) for i in np.argsort(-row, kind="stable") if row[i] >= cut][:top_k]
+            order = [int(i) for i in np.argsort(-row, kind="stable") if row[i] >= cut[i]][:top_k]
             out.append(Prediction(tuple(names[i] for i in order), tuple(float(row[i]) for i in order)))
         return out
 

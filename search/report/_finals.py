@@ -29,6 +29,11 @@ class FinalEval:
     metrics: dict[str, float]
     counts: Counts
     diff: Interval  # test micro-F1 minus the reference's, paired bootstrap over test documents
+    label_thresholds: tuple[float, ...] = ()  # what it decided with instead of ``threshold``, when not empty
+
+    @property
+    def threshold_text(self) -> str:
+        return "per label" if self.label_thresholds else f"{self.threshold:.2f}"
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
@@ -42,11 +47,14 @@ def evaluate_finals(study: optuna.Study, dataset: Any, source: ModelSource, base
     finals: list[FinalEval] = []
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
 
-    def scored(name: str, kind: str, prob: np.ndarray, threshold: float, valid: float | None) -> FinalEval:
-        c = counts(dataset.y_test, prob, threshold)
+    def scored(name: str, kind: str, prob: np.ndarray, threshold: float, valid: float | None,
+               label_thresholds: tuple[float, ...] = ()) -> FinalEval:
+        cut = np.asarray(label_thresholds) if label_thresholds else threshold
+        c = counts(dataset.y_test, prob, cut)
         return FinalEval(name=name, kind=kind, threshold=threshold, valid_micro_f1=valid,
-                         metrics=evaluate(dataset.y_test, prob, threshold), counts=c,
-                         diff=paired_bootstrap([c], [baseline.counts], resamples=resamples))
+                         metrics=evaluate(dataset.y_test, prob, cut), counts=c,
+                         diff=paired_bootstrap([c], [baseline.counts], resamples=resamples),
+                         label_thresholds=label_thresholds)
 
     ensemble = read_ensemble(study)
     if ensemble is not None:
@@ -63,8 +71,12 @@ def evaluate_finals(study: optuna.Study, dataset: Any, source: ModelSource, base
                 del model
             if ensemble.reference_picks:
                 total += ensemble.reference_picks * baseline.test_prob
-            finals.append(scored(ensemble.name, "ensemble", total / ensemble.size, ensemble.threshold,
-                                 ensemble.valid_micro_f1))
+            mean = total / ensemble.size
+            if ensemble.label_thresholds:  # what it decides with, then the global threshold it was selected at
+                finals.append(scored(f"{ensemble.name}, per-label thresholds", "ensemble", mean,
+                                     ensemble.threshold, None, ensemble.label_thresholds))
+            finals.append(scored(ensemble.name + (", one threshold" if ensemble.label_thresholds else ""),
+                                 "ensemble", mean, ensemble.threshold, ensemble.valid_micro_f1))
         except StudyConfigError as exc:
             notes.append(f"the final ensemble was not scored: {exc}")
     refit = read_refit(study)

@@ -34,13 +34,14 @@ def split_table(report: Report) -> tuple[list[str], list[list[str]]]:
     head = ["model", "threshold", "val micro-F1", "test micro-F1", "test macro-F1", "P@5", "micro ROC-AUC",
             "macro ROC-AUC"]
 
-    def row(name: str, threshold: float, val: float | None, m: dict[str, float]) -> list[str]:
-        return [name, f"{threshold:.2f}", score(val), score(m["micro_f1"]), score(m["macro_f1"]),
+    def row(name: str, threshold: float | str, val: float | None, m: dict[str, float]) -> list[str]:
+        return [name, threshold if isinstance(threshold, str) else f"{threshold:.2f}", score(val),
+                score(m["micro_f1"]), score(m["macro_f1"]),
                 score(m["precision_at_5"]), score(m["micro_auc"]), score(m["macro_auc"])]
 
     return head, [
         row(f"best trial {best.number} ({best.position})", best.threshold, best.value, best.metrics),
-        *(row(f.name, f.threshold, f.valid_micro_f1, f.metrics) for f in report.finals),
+        *(row(f.name, f.threshold_text, f.valid_micro_f1, f.metrics) for f in report.finals),
         row(f"{base.name} ({base.input})", base.threshold, base.valid_micro_f1, base.metrics),
     ]
 
@@ -110,11 +111,14 @@ def render_markdown(report: Report) -> str:
         "",
     ]
     if report.finals:
-        lines += [("The final models come from `python -m search.finalize`: the ensemble averages the probabilities "
-                   "of the trials greedy forward selection picked on the validation split (a trial picked twice "
-                   "weighs twice; its validation micro-F1 was the selection's criterion, so it is optimistic), at one "
-                   "threshold tuned there; the refit trains the best trial's configuration and seed on train + valid "
-                   "for its best number of epochs, at the trial's tuned threshold. To use one on new text: "
+        lines += [("The final models come from `python -m search.finalize`: the ensemble averages the "
+                   "probabilities of the trials greedy forward selection picked on the validation split (a trial "
+                   "picked twice weighs twice; its validation micro-F1 was the selection's criterion, so it is "
+                   "optimistic), at one threshold tuned there, or (its \"per-label thresholds\" row, what its "
+                   "export decides with) at that threshold shrunk toward each label's best on validation, by the "
+                   "factor whose cross-fitted micro-F1 there is best; the refit trains the best trial's "
+                   "configuration and seed on train + valid for its best number of epochs, at the trial's tuned "
+                   "threshold. To use one on new text: "
                    f"`python -m search.export --study {report.study} --final [ensemble|refit] --out DIR`."), ""]
     if report.ablation is not None:
         a = report.ablation

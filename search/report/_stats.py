@@ -61,7 +61,8 @@ class Counts:
         return float(micro_f1_of(self.array.sum(axis=0)))
 
 
-def counts(y_true: np.ndarray, y_prob: np.ndarray, threshold: float) -> Counts:
+def counts(y_true: np.ndarray, y_prob: np.ndarray, threshold: float | np.ndarray) -> Counts:
+    """Per-document TP, FP, FN at ``threshold`` (one, or an ``(n_labels,)`` array: one per label)."""
     truth = np.asarray(y_true).astype(bool)
     pred = np.asarray(y_prob) >= threshold
     tp = (truth & pred).sum(axis=1)

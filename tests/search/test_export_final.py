@@ -92,7 +92,8 @@ def test_an_ensemble_with_the_reference_predicts_the_weighted_mean(finalized: Pa
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "export.json", "model-0.keras", "model-1.keras",
                                                      "reference.npz", "vocabulary.txt"]
     manifest = json.loads((out / "export.json").read_text())
-    assert manifest["kind"] == "final" and manifest["version"] == 2 and manifest["threshold"] == 0.3
+    assert manifest["kind"] == "final" and manifest["version"] == 3 and manifest["threshold"] == 0.3
+    assert "label_thresholds" not in manifest  # one threshold for every label
     assert [(m["file"], m["kind"], m["weight"], m["source"].get("trial")) for m in manifest["models"]] == [
         ("model-0.keras", "keras", 2, 1), ("model-1.keras", "keras", 1, 0), ("reference.npz", "tfidf-logreg", 1, None)]
     predictor = search.load_predictor(out)
@@ -139,6 +140,46 @@ def test_the_real_finalize_ensemble_and_refit_export_by_name(finalized: Path, tm
     card = (out / "README.md").read_text()
     assert "not held-out" in card and f"final model: {refit.name}" in card
     assert search.load_predictor(out).predict(["graphical web browser"], threshold=0.01)[0].labels
+
+
+def test_an_ensemble_with_per_label_thresholds_decides_with_them(finalized: Path, tmp_path: Path,
+                                                                  validation: tuple[list[str], np.ndarray],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The folder carries the ensemble's per-label thresholds; predict() cuts each label at its own, a
+    --threshold given by the user at that one for all; a manifest whose list does not fit the labels is
+    refused by name."""
+    import search
+    from search.errors import InputError
+    from search.metrics import evaluate
+
+    texts, y_valid = validation
+    n_labels = y_valid.shape[1]
+    cuts = tuple(float(c) for c in np.linspace(0.1, 0.6, n_labels).round(3))
+    copy = _copy_with_ensemble(finalized, tmp_path, members=(1,), label_thresholds=cuts, label_threshold_shrink=0.5)
+    out = tmp_path / "per-label"
+    result = _export(capsys, "--study", STUDY, "--storage", storage_url(copy), "--final", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["version"] == 3 and manifest["threshold"] == 0.3 and tuple(manifest["label_thresholds"]) == cuts
+    predictor = search.load_predictor(out)
+    np.testing.assert_array_equal(predictor.thresholds, cuts)
+    prob = predictor.predict_proba(texts[:20])
+    for row, prediction in zip(prob, predictor.predict(texts[:20]), strict=True):
+        assert set(prediction.labels) == {predictor.label_names[j] for j in range(n_labels) if row[j] >= cuts[j]}
+    for row, prediction in zip(prob, predictor.predict(texts[:20], threshold=0.3), strict=True):
+        assert set(prediction.labels) == {predictor.label_names[j] for j in range(n_labels) if row[j] >= 0.3}
+    card = (out / "README.md").read_text()
+    assert "one threshold per label" in card and "per-label thresholds (`label_thresholds`" in card
+    assert evaluate(y_valid, predictor.predict_proba(texts), np.asarray(cuts))["micro_f1"] >= 0.0
+
+    manifest["label_thresholds"] = list(cuts[:-1])
+    (out / "export.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=f"field 'label_thresholds'.*expected a list of {n_labels} thresholds"):
+        search.load_predictor(out)
+    manifest["label_thresholds"] = [*cuts[:-1], 1.5]
+    (out / "export.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=rf"label_thresholds\[{n_labels - 1}\].*strictly between 0 and 1"):
+        search.load_predictor(out)
 
 
 BAD = {

@@ -134,7 +134,7 @@ def _corrupt(folder: Path, case: str) -> None:
         manifest_path.write_text(json.dumps(manifest))
     elif case in ("version unknown", "weight not positive", "kind unknown", "export kind unknown"):
         if case == "version unknown":
-            manifest["version"] = 3
+            manifest["version"] = 4
         elif case == "export kind unknown":
             manifest["kind"] = "ensemble"
         else:
@@ -169,7 +169,7 @@ FOLDER_CASES = {
     "model missing": ("", ["model-0.keras", "missing"]),
     "model corrupt": ("", ["model-0.keras", "corrupt"]),
     "model not a model": ("", ["model-0.keras", "cannot be loaded as a Keras model"]),
-    "version unknown": ("", ["export.json", "field 'version'", "got 3", "expected 1 or 2"]),
+    "version unknown": ("", ["export.json", "field 'version'", "got 4", "expected 1, 2 or 3"]),
     "weight not positive": ("", ["export.json", "field 'models[0].weight'", "got 0", "positive integer"]),
     "kind unknown": ("", ["export.json", "field 'models[0].kind'", "'onnx'", "keras, tfidf-logreg"]),
     "export kind unknown": ("", ["export.json", "field 'kind'", "'ensemble'", "'trial' or 'final'"]),

@@ -117,7 +117,8 @@ def test_finalize_records_ensemble_and_refit_and_the_report_scores_them(studies:
 
     report = make_report("attn", storage=url, out=tmp_path / "report", resamples=RESAMPLES, log=lambda m: None)
     kinds = [f.kind for f in report.finals]
-    assert kinds == ["ensemble", "refit"]
+    # with per-label thresholds, the ensemble is scored with them and at its one threshold
+    assert kinds == ["ensemble"] * (2 if ensemble.label_thresholds else 1) + ["refit"]
     for final in report.finals:
         assert 0.0 <= final.metrics["micro_f1"] <= 1.0
         assert final.diff.estimate == pytest.approx(final.metrics["micro_f1"] - report.baseline.metrics["micro_f1"])
@@ -143,7 +144,8 @@ def test_an_ensemble_without_the_reference_and_one_the_report_averages_it_into(s
     assert ensemble is not None and ensemble.reference_picks == 0 and "TF-IDF" not in ensemble.name
     # the best trial and the reference, one pick each: the report must average the reference's test
     # probabilities in, at the ensemble's threshold
-    blend = dataclasses.replace(ensemble, members=(study.best_trial.number,), reference_picks=1)
+    blend = dataclasses.replace(ensemble, members=(study.best_trial.number,), reference_picks=1,
+                                label_thresholds=())
     write_final(study, blend)
     assert read_ensemble(study) == blend and blend.name.endswith("+ TF-IDF reference")
     report = make_report("attn", storage=url, out=tmp_path / "report", resamples=RESAMPLES, log=lambda m: None)
@@ -152,6 +154,36 @@ def test_an_ensemble_without_the_reference_and_one_the_report_averages_it_into(s
     expected = micro_f1(_test_labels(url),
                         (report.best.test_prob + report.baseline.test_prob) / 2, blend.threshold)
     assert final.name == blend.name and final.metrics["micro_f1"] == pytest.approx(expected)
+
+
+def test_an_ensemble_with_per_label_thresholds_is_scored_with_them_and_at_its_one_threshold(
+        studies: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    from search._final._record import write_final
+    from search.metrics import evaluate
+    from search.report import make_report
+
+    url = _copy(studies, tmp_path)
+    assert run_main(main, ["--study", "attn", "--storage", url, "--no-refit", "--no-reference"]) == 0
+    study = optuna.load_study(study_name="attn", storage=url)
+    ensemble = read_ensemble(study)
+    assert ensemble is not None
+    y_test = _test_labels(url)
+    cuts = tuple(float(c) for c in np.linspace(0.1, 0.6, y_test.shape[1]).round(3))
+    one = dataclasses.replace(ensemble, members=(study.best_trial.number,), label_thresholds=cuts,
+                              label_threshold_shrink=0.5)
+    write_final(study, one)
+    assert read_ensemble(study) == one and one.decision() == cuts
+    report = make_report("attn", storage=url, out=tmp_path / "report", resamples=RESAMPLES, log=lambda m: None)
+    per_label, single = report.finals
+    assert per_label.name == f"{one.name}, per-label thresholds" and per_label.threshold_text == "per label"
+    assert single.name == f"{one.name}, one threshold" and single.threshold_text == f"{one.threshold:.2f}"
+    for final, cut in ((per_label, np.asarray(cuts)), (single, one.threshold)):
+        expected = evaluate(y_test, report.best.test_prob, cut)
+        assert [final.metrics[k] for k in ("micro_f1", "macro_f1")] == pytest.approx(
+            [expected[k] for k in ("micro_f1", "macro_f1")], abs=1e-6)
+    assert "| per label |" in report.markdown.read_text()
 
 
 def _test_labels(url: str) -> np.ndarray:
