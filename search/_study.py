@@ -161,7 +161,7 @@ def read_study(storage: optuna.storages.BaseStorage, name: str) -> StoredStudy:
 def open_study(storage: optuna.storages.BaseStorage, stored: StoredStudy, space: SearchSpace,
                worker_index: int = 0, *, reports_per_epoch: int = 1) -> optuna.Study:
     """The study of ``stored`` with the sampler and pruner of its run configuration (for a worker whose
-    training split makes ``reports_per_epoch`` reports an epoch)."""
+    training split makes ``reports_per_epoch`` report intervals an epoch)."""
     # A resumed study gets fresh sampler streams (its random start-up points must not repeat the first
     # launch's); a new study's streams depend only on the seed and the worker index.
     stream = worker_index + 1000 * stored.n_trials

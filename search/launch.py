@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"else {DEFAULT_TRIALS}; fixed designs: their own count); may change when resuming")
     p.add_argument("--timeout", type=float, default=None,
                    help="the run's wall-clock budget in seconds: workers start no trial after it and stop a "
-                        "running one at its next report (it keeps its best report); default "
+                        "running one (at its next report in its first epoch, within a batch after it; it keeps "
+                        "its best report); default "
                         f"{DEFAULT_BUDGET_SECONDS:.0f} for an open-ended study given no --trials; may change when "
                         "resuming")
     p.add_argument("--epochs", type=int, default=RunConfig.epochs,

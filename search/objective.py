@@ -50,8 +50,9 @@ class ValidationF1(keras.callbacks.Callback):
     trial stops at once; with ``patience`` > 0, a trial whose tuned micro-F1 has not improved for that
     many intervals stops by itself
     (:attr:`stopped_early` says why), and so does a trial still training when the run's ``deadline``
-    (a ``time.monotonic()`` value: the end of ``--timeout``) has passed: the budget bounds the run's
-    wall time, not only when its last trial starts. Why our own callback and not optuna-integration's
+    (a ``time.monotonic()`` value: the end of ``--timeout``) has passed, at its next report in the
+    first epoch, within a batch afterwards: the budget bounds the run's wall time, not only when its
+    last trial starts. Why our own callback and not optuna-integration's
     ``KerasPruningCallback``: that one reports at epoch ends only, and a full-data epoch is long.
 
     An epoch whose training loss is not finite fails the trial with that reason (Keras'
@@ -80,27 +81,37 @@ class ValidationF1(keras.callbacks.Callback):
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.reports_per_epoch == 1 or self.stopped_early or self._epoch > 0:
+        if self.stopped_early:
+            return
+        if self.reports_per_epoch == 1 or self._epoch > 0:
+            # No report is due before this epoch's end, but the run's time budget is checked at every batch:
+            # a trial past it stops within a batch, not up to an epoch later, keeping its best report.
+            if self.best is not None and self.deadline is not None and time.monotonic() >= self.deadline:
+                self.stopped_early = (f"stopped in epoch {self._epoch + 1}, before its end: the run's time budget "
+                                      f"(--timeout) ran out (best {self.best[MONITOR]:.4f} at epoch "
+                                      f"{self.best['epoch']})")
+                self.model.stop_training = True
             return
         # Keras says how many steps an epoch has; report k of R is due after k/R of them (any batching).
         steps = int(self.params.get("steps") or 0)
         due = self._reported_in_epoch + 1
         if steps and due < self.reports_per_epoch and (batch + 1) * self.reports_per_epoch >= due * steps:
-            self._report(logs or {})
+            self._report(logs or {}, epoch_end=False)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
         if self.stopped_early:  # it stopped after its last report
             return
-        row = self._report(logs)
+        row = self._report(logs, epoch_end=True)
         logs.update({"val_loss": row["val_loss"], "val_micro_f1": row["val_micro_f1"], MONITOR: row[MONITOR]})
 
-    def _report(self, logs: Mapping[str, Any]) -> dict[str, float]:
+    def _report(self, logs: Mapping[str, Any], *, epoch_end: bool) -> dict[str, float]:
         train_seconds = time.perf_counter() - self._t0
         self._reported_in_epoch += 1
-        # after the first epoch, its one report comes at the epoch's end: R intervals after the last
-        step = self._epoch * self.reports_per_epoch + (self._reported_in_epoch if self._epoch == 0
-                                                       else self.reports_per_epoch)
+        # an epoch's end is step (epoch + 1) R whatever reports came before it in the epoch (after the first
+        # epoch none; in it fewer than R - 1 where Keras does not know the epoch's steps)
+        step = (self._epoch + 1 if epoch_end else self._epoch) * self.reports_per_epoch + (
+            0 if epoch_end else self._reported_in_epoch)
         epoch = step / self.reports_per_epoch
         shown = int(epoch) if epoch.is_integer() else round(epoch, 3)
         loss = float(logs.get("loss", float("nan")))
@@ -158,7 +169,7 @@ class Objective:
                  embedding_matrix: np.ndarray | None, artifact_store: Any | None = None,
                  log: Callable[[str], None] = print, deadline: float | None = None) -> None:
         self.config, self.space, self.context = config, space, context
-        self.deadline = deadline  # time.monotonic() at which a running trial stops at its next report
+        self.deadline = deadline  # time.monotonic() past which a running trial stops (see ValidationF1)
         self.dataset, self.embedding_matrix = dataset, embedding_matrix
         self.artifact_store = artifact_store
         self.log = log

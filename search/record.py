@@ -83,7 +83,7 @@ class TrialRecord:
     diagnostics: dict[str, Any] | None = None
     trainable_params: int | None = None
     non_trainable_params: int | None = None
-    epochs: list[dict[str, float]] | None = None  # one row per report (several an epoch when it is long)
+    epochs: list[dict[str, float]] | None = None  # one row per report (several in a long first epoch)
     epoch_seconds: list[float] | None = None  # wall seconds of each report's stretch of training + validation
     threshold: float | None = None
     best_epoch: float | None = None  # the best report's epoch (a fraction when an epoch reports several times)

@@ -109,3 +109,51 @@ def test_bad_report_settings_are_refused(field: str, value: int, flag: str) -> N
 
     with pytest.raises(StudyConfigError, match=flag):
         RunConfig(study="s", space="attn", **{field: value})
+
+
+def _callback(reports_per_epoch: int, **kwargs: Any) -> Any:
+    """The callback on a tiny real model, driven by hand as Keras' fit would call it."""
+    import keras
+    import numpy as np
+
+    from search.objective import ValidationF1
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(1, 50, (40, 8)), (rng.random((40, 3)) < 0.3).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Embedding(50, 4), keras.layers.GlobalAveragePooling1D(),
+                              keras.layers.Dense(3, activation="sigmoid")])
+    callback = ValidationF1(x, y, reports_per_epoch=reports_per_epoch, **kwargs)
+    callback.set_model(model)
+    return callback
+
+
+def test_an_epoch_end_is_its_whole_number_of_intervals_even_without_known_steps() -> None:
+    # Keras may not know an epoch's steps (a generator): no report inside it, and its end is still step R
+    callback = _callback(4)
+    callback.set_params({"steps": None})
+    callback.on_epoch_begin(0)
+    for batch in range(5):
+        callback.on_train_batch_end(batch, {"loss": 0.5})
+    callback.on_epoch_end(0, {"loss": 0.5})
+    assert [(row["report"], row["epoch"]) for row in callback.history] == [(4, 1)]
+
+
+def test_after_the_first_epoch_a_spent_budget_stops_a_trial_within_a_batch() -> None:
+    import time
+
+    callback = _callback(4, deadline=time.monotonic() + 3600)
+    callback.set_params({"steps": 8})
+    callback.on_epoch_begin(0)
+    for batch in range(8):
+        callback.on_train_batch_end(batch, {"loss": 0.5})
+    callback.on_epoch_end(0, {"loss": 0.5})
+    assert [row["report"] for row in callback.history] == [1, 2, 3, 4]
+    callback.on_epoch_begin(1)
+    callback.on_train_batch_end(0, {"loss": 0.5})
+    assert callback.stopped_early is None  # no report is due inside a later epoch
+    callback.deadline = time.monotonic() - 1.0
+    callback.on_train_batch_end(1, {"loss": 0.5})
+    assert callback.model.stop_training and callback.stopped_early is not None
+    assert callback.stopped_early.startswith("stopped in epoch 2, before its end: the run's time budget")
+    callback.on_epoch_end(1, {"loss": 0.5})
+    assert len(callback.history) == 4  # no report for the cut epoch; the best report is the trial's value
