@@ -11,6 +11,7 @@ these functions side by side. keras is imported only by :func:`upload_trial_plot
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -73,7 +74,8 @@ def learning_curve_figure(epochs: Sequence[Mapping[str, float]], *, title: str |
     epoch, from the objective's per-epoch records (:attr:`search.record.TrialRecord.epochs`)."""
     if not epochs:
         raise ValueError("no epochs to plot")
-    x = [int(row.get("epoch", i + 1)) for i, row in enumerate(epochs)]
+    # an epoch's fraction where a long first epoch reported several times
+    x = [float(row.get("epoch", i + 1)) for i, row in enumerate(epochs)]
 
     def series(key: str) -> list[float]:
         return [float(row.get(key, np.nan)) for row in epochs]
@@ -97,7 +99,7 @@ def learning_curve_figure(epochs: Sequence[Mapping[str, float]], *, title: str |
     f1_ax.set_ylabel("validation micro-F1")
     f1_ax.legend(fontsize=8)
     for ax in (loss_ax, f1_ax):
-        ax.set_xticks(x)
+        ax.set_xticks(sorted({math.ceil(v) for v in x}))
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
