@@ -4,6 +4,7 @@
     python bench/study_workers.py --against REF [--against-args "--limit 0"] [--minutes 60]
     python bench/study_workers.py --against REF --runs against --json old.json     # one side only
     python bench/study_workers.py --table-from old.json new.json                 # their table, side by side
+    python bench/study_workers.py --recount DIR --label NAME --minutes 60 --json row.json   # a kept store again
 
 Runs ``python -m search.launch --study attn --timeout MINUTES*60`` on full debtags50 twice, one after the
 other, each into a fresh SQLite store: once with the launcher's default CPU layout (one worker over every
@@ -20,16 +21,20 @@ With ``--against REF`` the two runs are instead the default layout with the code
 layout with the code here: what a change of the trial path buys a user of the main command.
 ``--against-args`` adds launch flags to REF's run only: code from before the trials got cheap trained on
 3,000 documents by default, and ``--limit 0`` makes it train on the whole split as today's code does.
-Each side runs until its --timeout plus a grace of a few minutes and is then stopped (the whole process
-group): older launchers stop only *starting* trials at their timeout, and a full-data trial there lasts
-half an hour, so without a hard end the budgets would not be equal. Only trials finished by then count;
-trials per hour divide them by the side's wall time. The two sides can run in separate invocations
-(``--runs``, ``--json``) and be printed together with ``--table-from``: each side needs the whole
-machine for an hour, and a session may not have two hours in one piece.
+Each side runs until its --timeout plus a grace of two minutes and is then stopped (the whole process
+group): older launchers stop only *starting* trials at their timeout, and a trial there can last half an
+hour. Both sides are counted the same way: the trials finished (complete or pruned) within the budget
+from the first trial's start, plus one minute for today's launcher to stop the trial it was running
+(it stops within a batch and records it complete, with its best report); trials per hour divide that
+count by the same window. The two sides can run in separate invocations (``--runs``, ``--json``, kept
+stores in ``--keep DIR/<side>``) and be printed together with ``--table-from``, and a kept store can be
+counted again with ``--recount DIR --label NAME``: each side needs the whole machine for an hour, and a
+session may not have two hours in one piece.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -46,9 +51,11 @@ from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_VALID = 0.685
-#: Seconds past its --timeout a run may take to end by itself before it is stopped: today's trials stop at
-#: their next report after the budget, which on full data comes within an epoch (a minute or two here).
-GRACE_SECONDS = 180
+#: Seconds past its --timeout a run may take to end by itself before its process group is stopped.
+GRACE_SECONDS = 120
+#: Seconds past the budget (from the first trial's start) within which a finished trial still counts:
+#: today's launcher stops its running trial within a batch of the budget and records it complete.
+SLACK_SECONDS = 60
 
 
 def _run(folder: Path, minutes: float, workers: int | None, code: Path = ROOT,
@@ -68,36 +75,46 @@ def _run(folder: Path, minutes: float, workers: int | None, code: Path = ROOT,
             returncode: int | None = proc.wait(timeout=minutes * 60 + GRACE_SECONDS)
         except subprocess.TimeoutExpired:
             returncode = None  # stopped at the hard end: its unfinished trial does not count
-            os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
     wall = time.monotonic() - t0
     if returncode not in (None, 0):
         raise SystemExit(f"error: {' '.join(argv[1:])} exited {returncode}: {log.read_text()[-2000:]}")
-    study = optuna.load_study(study_name="attn", storage=url)
-    trials = study.get_trials(deepcopy=False)
+    return count(folder, minutes) | {"wall_s": wall, "stopped_at_hard_end": returncode is None}
+
+
+def count(folder: Path, minutes: float) -> dict[str, Any]:
+    """The row of the study in ``folder/studies.db``: trials finished within ``minutes`` (+ the slack) of
+    its first trial's start, their rate over that window, the best value among them, when the study first
+    reached the reference, and the share of the trials' time in whole-validation passes."""
+    url = f"sqlite:///{folder / 'studies.db'}"
+    trials = optuna.load_study(study_name="attn", storage=url).get_trials(deepcopy=False)
     if not any(t.datetime_start is not None for t in trials):
-        raise SystemExit(f"error: {' '.join(argv[1:])} started no trial: {log.read_text()[-2000:]}")
+        raise SystemExit(f"error: the study in {folder} started no trial")
     started = min(t.datetime_start for t in trials if t.datetime_start is not None)
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    window = minutes * 60 + SLACK_SECONDS
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                and t.datetime_complete is not None and (t.datetime_complete - started).total_seconds() <= window]
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
     # The first moment the study's best reached the reference, at most: the end of the first finished trial
     # one of whose reports (to the pruner: tuned validation micro-F1, in every version) is at or above it.
     reached = None
     for trial in finished:
-        if trial.datetime_start is None or not any(v >= REFERENCE_VALID for v in trial.intermediate_values.values()):
+        if not any(v >= REFERENCE_VALID for v in trial.intermediate_values.values()):
             continue
-        end = trial.datetime_complete or trial.datetime_start
-        minutes_in = (end - started).total_seconds() / 60
+        assert trial.datetime_complete is not None
+        minutes_in = (trial.datetime_complete - started).total_seconds() / 60
         reached = minutes_in if reached is None else min(reached, minutes_in)
-    return {"workers": workers or "default", "wall_s": wall, "finished": len(finished), "complete": len(complete),
-            "pruned": len(finished) - len(complete), "trials_per_hour": len(finished) / (wall / 3600),
-            "best": max((t.value for t in complete), default=None),
-            "minutes_to_reference_at_most": reached, "stopped_at_hard_end": returncode is None,
-            "validation_share": _validation_share(finished)}
+    return {"finished": len(finished), "complete": len(complete), "pruned": len(finished) - len(complete),
+            "window_s": window, "trials_per_hour": len(finished) / (window / 3600),
+            "best": max((t.value for t in complete if t.value is not None), default=None),
+            "minutes_to_reference_at_most": reached, "validation_share": _validation_share(finished)}
 
 
 def _validation_share(trials: list[optuna.trial.FrozenTrial]) -> float | None:
@@ -126,41 +143,52 @@ def main() -> None:
                         help="with --against: run both sides, or only REF's, or only today's")
     parser.add_argument("--table-from", nargs="+", default=None, metavar="JSON",
                         help="print the table of rows saved by earlier runs' --json, in this order; run nothing")
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--json", default=None, help="write the rows as JSON (after each run)")
     parser.add_argument("--keep", default=None, metavar="DIR",
-                        help="keep each run's SQLite store and launcher log in DIR/<index>/ (default: temporary)")
+                        help="keep each run's SQLite store and launcher log in DIR/<side>/ (default: temporary)")
+    parser.add_argument("--recount", default=None, metavar="DIR",
+                        help="count the kept store in DIR again (with --minutes and --label); run nothing")
+    parser.add_argument("--label", default=None, help="with --recount: the row's name")
     args = parser.parse_args()
     if args.table_from:
         rows = [row for name in args.table_from for row in json.loads(Path(name).read_text())]
         _print_table(rows)
         return
+    if args.recount:
+        rows = [count(Path(args.recount), args.minutes) | {"workers": args.label or args.recount, "wall_s": None}]
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+        _print_table(rows)
+        return
     if args.runs != "both" and not args.against:
         parser.error("--runs needs --against")
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="study-workers-") as tmp:
         stores = Path(args.keep) if args.keep else Path(tmp)
-        runs: list[tuple[str, int | None, Path, list[str]]] = [("default", None, ROOT, []),
-                                                                (str(args.workers), args.workers, ROOT, [])]
+        old = Path(tmp) / "code"
+        runs: list[tuple[str, str, int | None, Path, list[str]]] = [
+            ("default", "default", None, ROOT, []),
+            (f"{args.workers}-workers", str(args.workers), args.workers, ROOT, [])]
         if args.against:
-            old = Path(tmp) / "code"
+            shown = f" {args.against_args}" if args.against_args else ""
+            runs = [("against", f"default{shown}, code at {args.against}", None, old, shlex.split(args.against_args)),
+                    ("today", "default, today's code", None, ROOT, [])]
+            runs = {"both": runs, "against": runs[:1], "today": runs[1:]}[args.runs]
+        checkout = any(code == old for *_, code, _ in runs)
+        if checkout:
             subprocess.run(["git", "worktree", "add", "--detach", str(old), args.against], cwd=ROOT, check=True,
                            capture_output=True)
-            shown = f" {args.against_args}" if args.against_args else ""
-            runs = [(f"default{shown}, code at {args.against}", None, old, shlex.split(args.against_args)),
-                    ("default, today's code", None, ROOT, [])]
-            runs = {"both": runs, "against": runs[:1], "today": runs[1:]}[args.runs]
         try:
-            for index, (label, workers, code, extra) in enumerate(runs):
-                folder = stores / str(index)
+            for side, label, workers, code, extra in runs:
+                folder = stores / side
                 folder.mkdir(parents=True)
                 rows.append(_run(folder, args.minutes, workers, code, extra) | {"workers": label})
                 print(f"  {label}: {rows[-1]}", flush=True)
+                if args.json:
+                    Path(args.json).write_text(json.dumps(rows, indent=2))
         finally:
-            if args.against:
-                subprocess.run(["git", "worktree", "remove", "--force", str(Path(tmp) / "code")], cwd=ROOT,
-                               capture_output=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+            if checkout:
+                subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True)
     _print_table(rows)
 
 
@@ -173,7 +201,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         best = "-" if row["best"] is None else f"{row['best']:.4f}"
         reached = "-" if row["minutes_to_reference_at_most"] is None else f"{row['minutes_to_reference_at_most']:.1f}"
         share = row.get("validation_share")
-        print(f"| {row['workers']} | {row['wall_s'] / 60:.1f} | {row['finished']} ({row['complete']} + "
+        wall = "-" if row.get("wall_s") is None else f"{row['wall_s'] / 60:.1f}"
+        print(f"| {row['workers']} | {wall} | {row['finished']} ({row['complete']} + "
               f"{row['pruned']}) | {row['trials_per_hour']:.1f} | {row['trials_per_hour'] / base:.2f}x | {best} | "
               f"{reached} | {'-' if share is None else f'{100 * share:.1f}%'} |")
 
