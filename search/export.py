@@ -66,8 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         recorded = "it trained on validation too"
     else:
         recorded = f"{'search.finalize' if final else 'the trial'} recorded {result.recorded_value:.4f}"
+    per_label = ("" if result.valid_micro_f1_per_label is None else
+                 f"; at its per-label thresholds, what it decides with: {result.valid_micro_f1_per_label:.4f}")
     print(f"exported {result.name} of study '{args.study}' to {result.folder} (validation micro-F1 "
-          f"{result.valid_micro_f1:.4f}; {recorded})")
+          f"{result.valid_micro_f1:.4f}; {recorded}{per_label})")
     return 0
 
 

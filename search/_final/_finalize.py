@@ -10,7 +10,7 @@ import numpy as np
 
 from search._final._ensemble import MAX_SIZE, REFERENCE, greedy_selection
 from search._final._record import FinalEnsemble, FinalRefit, write_final
-from search._final._thresholds import shrunk_label_thresholds
+from search._final._thresholds import FOLDS, shrunk_label_thresholds
 from search.config import ENSEMBLE_CANDIDATES, PREDICT_BATCH
 from search.errors import StudyConfigError
 from search.record import TrialRecord
@@ -108,7 +108,12 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
         selection = greedy_selection(dataset.y_valid, probabilities, max_size=max_size, joiners=joiners)
         every = probabilities | joiners
         mean = np.mean([every[m].astype(np.float64) for m in selection.members], axis=0)
-        labels = shrunk_label_thresholds(dataset.y_valid, mean, selection.threshold) if label_thresholds else None
+        labels = None
+        if label_thresholds and len(dataset.y_valid) >= 2 * FOLDS:
+            labels = shrunk_label_thresholds(dataset.y_valid, mean, selection.threshold)
+        elif label_thresholds:
+            log(f"no per-label thresholds: {len(dataset.y_valid)} validation documents are too few for "
+                f"{FOLDS}-fold cross-fitting")
         final_ensemble = FinalEnsemble(members=tuple(m for m in selection.members if m != REFERENCE),
                                        reference_picks=selection.members.count(REFERENCE),
                                        threshold=selection.threshold, valid_micro_f1=selection.valid_micro_f1,

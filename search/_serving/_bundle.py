@@ -12,8 +12,9 @@ An ensemble's members carry a weight (how many times the greedy selection picked
 probabilities are the weighted mean of its members'. A final ensemble may decide with one threshold
 per label (``label_thresholds``, in the label order) instead of the global ``threshold``. Format 1
 (trial exports before ensembles) had neither weights nor a reference, format 2 no per-label
-thresholds; both are still read. Format 3 is written so that a reader of format 2 refuses a folder
-whose decisions it would silently get wrong.
+thresholds; both are still read. A folder with per-label thresholds is written as format 3, so that a
+reader of format 2 refuses it rather than silently deciding with the one threshold; every other folder
+is still written as format 2, which older installations read.
 
 Every file the manifest lists carries its SHA-256, so a truncated or damaged copy is refused by name
 before keras ever reads it.
@@ -34,7 +35,9 @@ __all__ = ["FORMAT", "VERSION", "MANIFEST", "VOCABULARY", "CARD", "KERAS", "TFID
            "sha256_of", "read_manifest", "read_vocabulary", "write_vocabulary", "check_threshold"]
 
 FORMAT = "keras-text-search export"
-VERSION = 3
+VERSION = 3  # the newest format written: a folder with per-label thresholds
+#: The format of a folder without per-label thresholds.
+VERSION_ONE_THRESHOLD = 2
 READS = (1, 2, 3)
 #: What a model entry is: a Keras model (token ids in), or the TF-IDF reference (raw text in).
 KERAS = "keras"
@@ -93,7 +96,8 @@ class Manifest:
         return self.label_thresholds or self.threshold
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "kind": self.kind, "combine": self.combine,
+        version = VERSION if self.label_thresholds else VERSION_ONE_THRESHOLD
+        return {"format": FORMAT, "version": version, "kind": self.kind, "combine": self.combine,
                 "models": [m.to_json() for m in self.models], "threshold": self.threshold,
                 "label_names": list(self.label_names), "max_len": self.max_len, "vocabulary": VOCABULARY,
                 "vocab_size": self.vocab_size, "vocabulary_sha256": self.vocabulary_sha256,

@@ -67,8 +67,9 @@ class FinalCardFacts:
     members: Sequence[MemberFacts]
     recorded_value: float | None  # the ensemble's validation micro-F1 as finalize selected it; none for a refit
     data: DataFacts
-    validation: Mapping[str, float]
+    validation: Mapping[str, float]  # at the global threshold
     versions: Mapping[str, str]
+    validation_per_label: Mapping[str, float] | None = None  # at the per-label thresholds, where there are
 
 
 _REFERENCE_SETTINGS = (f"TF-IDF word {reference.NGRAMS[0]}-{reference.NGRAMS[1]} grams of the raw text, logistic "
@@ -135,6 +136,11 @@ def _scores(v: Mapping[str, float]) -> list[str]:
         f"| precision@5 | {_num(v.get('precision_at_5', math.nan))} |",
         f"| micro / macro ROC-AUC | {_num(v.get('micro_auc', math.nan))} / {_num(v.get('macro_auc', math.nan))} |",
     ]
+
+
+def _per_label_scores(v: Mapping[str, float]) -> list[str]:
+    micro, macro = _num(v.get("micro_f1", math.nan)), _num(v.get("macro_f1", math.nan))
+    return [f"| micro-F1 / macro-F1 at the per-label thresholds (what it decides with) | {micro} / {macro} |"]
 
 
 def _made_by(manifest: Manifest, storage: str, versions: Mapping[str, str]) -> list[str]:
@@ -252,9 +258,10 @@ def render_final_card(manifest: Manifest, facts: FinalCardFacts) -> str:
         f"| threshold | {manifest.threshold:.2f} |",
         *([(f"| per-label thresholds (`label_thresholds` in `export.json`) | {min(manifest.label_thresholds):.2f} "
             f"to {max(manifest.label_thresholds):.2f} |")] if manifest.label_thresholds else []),
-        f"| micro-F1 at the threshold, as search.finalize selected it | {_num(facts.recorded_value)} |",
+        f"| micro-F1, as search.finalize selected it | {_num(facts.recorded_value)} |",
         f"| micro-F1 through this folder (text → tokeniser → models) | {_num(v.get('micro_f1', math.nan))} |",
         *_scores(v),
+        *(_per_label_scores(facts.validation_per_label) if facts.validation_per_label is not None else []),
         "",
         "## Test",
         "",

@@ -52,7 +52,8 @@ class ExportResult:
     trial: int | None  # None for a final model
     name: str  # "trial 3", or the final model's name
     recorded_value: float | None  # what the study recorded on validation (none for a refit: it trained on it)
-    valid_micro_f1: float
+    valid_micro_f1: float  # through the folder, at its global threshold (what the study recorded it at)
+    valid_micro_f1_per_label: float | None = None  # through the folder at its per-label thresholds, if any
 
 
 def _stderr(message: str) -> None:
@@ -160,7 +161,7 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
         (stage / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
         log(f"checking the folder: {len(texts):,} validation documents through its tokeniser and model"
             + ("s" if len(entries) > 1 else ""))
-        validation, at_global = _validate(stage, texts, dataset)
+        validation, per_label = _validate(stage, texts, dataset)
         data = DataFacts(data=config.data, data_file_sha256=str(dataset.meta.get("file_sha256", "")),
                          data_fingerprint=dataset.fingerprint, sizes=dataset.sizes(), limit=config.limit)
         versions = _versions()
@@ -178,7 +179,7 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
             card = render_final_card(manifest, FinalCardFacts(
                 study=study, space=config.space, storage=mask_url(source.url), which=str(about["final"]),
                 name=chosen_final.name, members=_members(entries, chosen_final, by_number), recorded_value=recorded,
-                data=data, validation=validation, versions=versions))
+                data=data, validation=validation, versions=versions, validation_per_label=per_label))
         (stage / CARD).write_text(card, encoding="utf-8")
         _move_into_place(stage, out)
     finally:
@@ -187,13 +188,13 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
         if made_parent and not out.exists():  # a failed export leaves no folder it made behind
             with contextlib.suppress(OSError):
                 out.parent.rmdir()
-    if recorded is not None and abs(at_global - recorded) >= 5e-5:
+    if recorded is not None and abs(validation["micro_f1"] - recorded) >= 5e-5:
         what = "the trial recorded" if chosen_final is None else "search.finalize recorded"
-        log(f"note: validation micro-F1 through the folder is {at_global:.4f} at its global threshold, {what} "
-            f"{recorded:.4f}")
+        log(f"note: validation micro-F1 through the folder is {validation['micro_f1']:.4f}, {what} {recorded:.4f}")
     number = chosen.number if chosen is not None else None
     name = chosen_final.name if chosen_final is not None else f"trial {number}"
-    return ExportResult(out, number, name, recorded, validation["micro_f1"])
+    return ExportResult(out, number, name, recorded, validation["micro_f1"],
+                        None if per_label is None else per_label["micro_f1"])
 
 
 def _write_reference(source: StudySource, dataset: Dataset, texts: list[str], path: Path, weight: int,
@@ -251,21 +252,22 @@ def _download_model(source: StudySource, artifact_id: str, path: Path, artifacts
                          "--artifacts DIR to name the folder the workers used", source="--artifacts") from None
 
 
-def _validate(folder: Path, texts: list[str], dataset: Dataset) -> tuple[dict[str, float], float]:
-    """The folder as a user gets it, scored on the validation split from raw text at the thresholds it
-    decides with, and its micro-F1 at the global threshold (what the study recorded); the token ids must
-    be the study's own, else the export would tokenise differently."""
+def _validate(folder: Path, texts: list[str], dataset: Dataset) -> tuple[dict[str, float], dict[str, float] | None]:
+    """The folder as a user gets it, scored on the validation split from raw text at its global threshold
+    (what the study recorded) and, where it has them, at its per-label thresholds (what it decides with);
+    the token ids must be the study's own, else the export would tokenise differently."""
     import numpy as np
 
     from search._serving._predictor import load_predictor
-    from search.metrics import evaluate, micro_f1
+    from search.metrics import evaluate
 
     predictor = load_predictor(folder)
     x_valid, y_valid = dataset.x_valid, dataset.y_valid
     if not np.array_equal(predictor.vectorize(texts), x_valid):
         raise RuntimeError("the exported tokeniser does not reproduce the study's token ids on the validation split")
     prob = predictor.predict_proba(texts)
-    return evaluate(y_valid, prob, predictor.thresholds), micro_f1(y_valid, prob, predictor.threshold)
+    per_label = evaluate(y_valid, prob, predictor.thresholds) if predictor.manifest.label_thresholds else None
+    return evaluate(y_valid, prob, predictor.threshold), per_label
 
 
 def _move_into_place(stage: Path, out: Path) -> None:

@@ -92,8 +92,8 @@ def test_an_ensemble_with_the_reference_predicts_the_weighted_mean(finalized: Pa
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "export.json", "model-0.keras", "model-1.keras",
                                                      "reference.npz", "vocabulary.txt"]
     manifest = json.loads((out / "export.json").read_text())
-    assert manifest["kind"] == "final" and manifest["version"] == 3 and manifest["threshold"] == 0.3
-    assert "label_thresholds" not in manifest  # one threshold for every label
+    assert manifest["kind"] == "final" and manifest["version"] == 2 and manifest["threshold"] == 0.3
+    assert "label_thresholds" not in manifest  # one threshold for every label: the format older readers read
     assert [(m["file"], m["kind"], m["weight"], m["source"].get("trial")) for m in manifest["models"]] == [
         ("model-0.keras", "keras", 2, 1), ("model-1.keras", "keras", 1, 0), ("reference.npz", "tfidf-logreg", 1, None)]
     predictor = search.load_predictor(out)
@@ -170,6 +170,8 @@ def test_an_ensemble_with_per_label_thresholds_decides_with_them(finalized: Path
         assert set(prediction.labels) == {predictor.label_names[j] for j in range(n_labels) if row[j] >= 0.3}
     card = (out / "README.md").read_text()
     assert "one threshold per label" in card and "per-label thresholds (`label_thresholds`" in card
+    assert "at the per-label thresholds (what it decides with)" in card
+    assert "at its per-label thresholds, what it decides with" in result.stdout
     assert evaluate(y_valid, predictor.predict_proba(texts), np.asarray(cuts))["micro_f1"] >= 0.0
 
     manifest["label_thresholds"] = list(cuts[:-1])
