@@ -32,12 +32,6 @@ def _or_dash(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _epochs_run(rows: list[dict[str, float]]) -> Any:
-    """The epoch of the last report (a fraction where a trial stopped inside its first epoch): a long first
-    epoch reports several times, so the rows are not the epochs."""
-    return rows[-1].get("epoch", len(rows)) if rows else 0
-
-
 def best_trial_note(*, study_name: str, number: int, value: float, record: TrialRecord,
                     complete_before: int) -> str:
     """The markdown body: which trial, its validation metrics, searched and fixed parameters."""
@@ -57,7 +51,7 @@ def best_trial_note(*, study_name: str, number: int, value: float, record: Trial
         f"| tuned threshold | {_fmt(math.nan if record.threshold is None else record.threshold)} |",
         f"| validation micro-F1 at 0.5 | {_fmt(row.get('val_micro_f1', math.nan))} |",
         f"| validation loss | {_fmt(row.get('val_loss', math.nan))} |",
-        f"| best epoch / epochs run | {best_epoch} / {_epochs_run(epochs)} |",
+        f"| best epoch / epochs run | {best_epoch} / {record.epochs_run} |",
         f"| training time | {seconds:.1f} s |",
         f"| trainable parameters | {_or_dash(record.trainable_params)} |",
         f"| seed | {_or_dash(record.seed)} |",

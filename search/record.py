@@ -141,6 +141,13 @@ class TrialRecord:
         return "none" if asked is None else str(asked)
 
     @property
+    def epochs_run(self) -> float:
+        """The epoch of the last report (a fraction where a trial stopped inside its first epoch): a long
+        first epoch reports several times, so the report rows are not the epochs; 0 without reports."""
+        rows = self.epochs or []
+        return rows[-1].get("epoch", len(rows)) if rows else 0
+
+    @property
     def degenerate_attention(self) -> bool:
         """Whether the model's attention runs over a single step (an identity), as its build found."""
         return bool((self.diagnostics or {}).get("degenerate_attention"))

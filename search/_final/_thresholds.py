@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search.metrics import THRESHOLD_GRID, tune_label_thresholds, tune_threshold
+from search.metrics import THRESHOLD_GRID, macro_f1, micro_f1, tune_label_thresholds, tune_threshold
 
 __all__ = ["LabelThresholds", "SHRINKS", "FOLDS", "shrunk_label_thresholds"]
 
@@ -39,13 +39,8 @@ class LabelThresholds:
 
 
 def _scores(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
-    """Micro- and macro-F1 (0 for a label never true and never predicted) of pooled predictions."""
-    tp = (truth & pred).sum(axis=0).astype(np.float64)
-    denominator = pred.sum(axis=0) + truth.sum(axis=0)
-    micro = 2 * tp.sum() / denominator.sum() if denominator.sum() else 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_label = np.where(denominator > 0, 2 * tp / denominator, 0.0)
-    return float(micro), float(per_label.mean())
+    """Micro- and macro-F1 of pooled 0/1 predictions (the metrics' own, at any cut between 0 and 1)."""
+    return micro_f1(truth, pred, 0.5), macro_f1(truth, pred, 0.5)
 
 
 def shrunk_label_thresholds(y_valid: np.ndarray, prob: np.ndarray, global_threshold: float, *,

@@ -196,8 +196,7 @@ def render_card(manifest: Manifest, facts: CardFacts) -> str:
         f"| micro-F1 through this folder (text → tokeniser → model) | {_num(v.get('micro_f1', math.nan))} |",
         f"| micro-F1 at 0.5 (recorded) | {_num(record.val_micro_f1_at_half)} |",
         *_scores(v),
-        (f"| best epoch | {record.best_epoch if record.best_epoch is not None else '-'} of "
-         f"{record.epochs[-1].get('epoch', len(record.epochs)) if record.epochs else 0} |"),
+        f"| best epoch | {record.best_epoch if record.best_epoch is not None else '-'} of {record.epochs_run} |",
         "",
         "## Test",
         "",
