@@ -153,6 +153,12 @@ def _corrupt(folder: Path, case: str) -> None:
         manifest["models"].append({"file": "reference.npz", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                                    "kind": "tfidf-logreg", "weight": 1})
         manifest_path.write_text(json.dumps(manifest))
+    elif case in ("label thresholds of the wrong length", "label threshold outside (0, 1)"):
+        n_labels = len(manifest["label_names"])
+        manifest["version"] = 3
+        manifest["label_thresholds"] = [0.3] * (n_labels - 1) if case == "label thresholds of the wrong length" \
+            else [0.3] * (n_labels - 1) + [1.5]
+        manifest_path.write_text(json.dumps(manifest))
     elif case == "vocabulary missing":
         (folder / "vocabulary.txt").unlink()
     elif case == "vocabulary corrupt":
@@ -175,6 +181,10 @@ FOLDER_CASES = {
     "export kind unknown": ("", ["export.json", "field 'kind'", "'ensemble'", "'trial' or 'final'"]),
     "reference not a reference": ("", ["reference.npz", "cannot be read", "TF-IDF reference"]),
     "reference of other labels": ("", ["reference.npz", "shape (3, 2)", "expected (50, 2)"]),
+    "label thresholds of the wrong length": ("", ["export.json", "field 'label_thresholds'",
+                                                  "expected a list of 50 thresholds"]),
+    "label threshold outside (0, 1)": ("", ["export.json", "field 'label_thresholds[49]'", "got 1.5",
+                                            "strictly between 0 and 1"]),
     "vocabulary missing": ("", ["vocabulary.txt", "missing"]),
     "vocabulary corrupt": ("", ["vocabulary.txt", "corrupt"]),
 }
