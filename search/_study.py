@@ -26,6 +26,12 @@ RUN_CONFIG_ATTR = "run_config"
 CONTEXT_ATTR = "space_context"
 SPACE_VERSION_ATTR = "space_version"
 FINGERPRINT_ATTR = "data_fingerprint"
+# What a trial's pruner step counts. Today: intervals of training documents (1..R within the first
+# epoch, then R more an epoch), so Hyperband's rungs fall at the same share of training in every trial.
+# A study made before had one step per report instead; its intermediate values sit at other steps, so
+# trials of today's code would be pruned against the wrong rungs: such a study is not resumed.
+PRUNER_STEPS_ATTR = "pruner_steps"
+PRUNER_STEPS = "training-intervals"
 
 
 def make_sampler(config: RunConfig, space: SearchSpace, context: Mapping[str, Any], worker_index: int = 0
@@ -74,6 +80,7 @@ def _check_resume(study: optuna.Study, config: RunConfig, space: SearchSpace, fi
             f"was created with space {stored.get('space')} v{attrs.get(SPACE_VERSION_ATTR)}, not {space.name} "
             f"v{space.version}; expected the same space version (start a new study name)",
             source=f"study '{study.study_name}'", field=SPACE_VERSION_ATTR)
+    _check_pruner_steps(study.study_name, attrs.get(PRUNER_STEPS_ATTR))
     if attrs.get(FINGERPRINT_ATTR) != fingerprint:
         raise StudyConfigError(
             f"was created on dataset {stored.get('data')} (fingerprint {attrs.get(FINGERPRINT_ATTR)}), "
@@ -87,6 +94,14 @@ def _check_resume(study: optuna.Study, config: RunConfig, space: SearchSpace, fi
             raise StudyConfigError(
                 f"study '{study.study_name}' was created with {name}={before[name]!r}, got {now[name]!r}; expected "
                 "the same value to resume (start a new study name to change it)", source=flag_of(name))
+
+
+def _check_pruner_steps(name: str, stored: Any) -> None:
+    if stored != PRUNER_STEPS:
+        raise StudyConfigError(
+            f"was created when a pruner step counted {'reports' if stored is None else repr(stored)}, not "
+            f"{PRUNER_STEPS!r}; expected a study created by this version to run its trials (start a new study "
+            "name; the report still reads this one)", source=f"study '{name}'", field=PRUNER_STEPS_ATTR)
 
 
 def check_fixed_params(space: SearchSpace, fixed: Mapping[str, Any], source: str = "--set") -> None:
@@ -132,6 +147,7 @@ def prepare_study(storage: optuna.storages.BaseStorage, config: RunConfig, space
     study.set_user_attr(CONTEXT_ATTR, context)
     study.set_user_attr(SPACE_VERSION_ATTR, space.version)
     study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+    study.set_user_attr(PRUNER_STEPS_ATTR, PRUNER_STEPS)
     space.enqueue(study, context)
     return study, True
 
@@ -143,6 +159,8 @@ class StoredStudy:
     config: RunConfig
     context: dict[str, Any]
     n_trials: int
+    #: what the study's pruner steps count (:data:`PRUNER_STEPS`; None: made when a step was a report)
+    pruner_steps: str | None = PRUNER_STEPS
 
 
 def read_study(storage: optuna.storages.BaseStorage, name: str) -> StoredStudy:
@@ -155,13 +173,16 @@ def read_study(storage: optuna.storages.BaseStorage, name: str) -> StoredStudy:
         raise StudyConfigError("was not created by this service (no run_config)", source=f"study '{name}'")
     return StoredStudy(config=RunConfig.from_json(summary.user_attrs[RUN_CONFIG_ATTR]),
                        context=dict(summary.user_attrs.get(CONTEXT_ATTR, {})),
-                       n_trials=len(summary.get_trials(deepcopy=False)))
+                       n_trials=len(summary.get_trials(deepcopy=False)),
+                       pruner_steps=summary.user_attrs.get(PRUNER_STEPS_ATTR))
 
 
 def open_study(storage: optuna.storages.BaseStorage, stored: StoredStudy, space: SearchSpace,
                worker_index: int = 0, *, reports_per_epoch: int = 1) -> optuna.Study:
     """The study of ``stored`` with the sampler and pruner of its run configuration (for a worker whose
-    training split makes ``reports_per_epoch`` report intervals an epoch)."""
+    training split makes ``reports_per_epoch`` report intervals an epoch). A study whose steps count
+    something else is refused: its trials' intermediate values would be compared at the wrong steps."""
+    _check_pruner_steps(stored.config.study, stored.pruner_steps)
     # A resumed study gets fresh sampler streams (its random start-up points must not repeat the first
     # launch's); a new study's streams depend only on the seed and the worker index.
     stream = worker_index + 1000 * stored.n_trials

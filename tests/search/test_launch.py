@@ -139,6 +139,22 @@ def test_resume_with_a_changed_flag_is_refused_and_writes_nothing(resumable: Pat
     assert sorted(p.name for p in resumable.iterdir()) == files
 
 
+def test_a_study_whose_pruner_steps_were_reports_is_not_resumed(finished: Path, tmp_path: Path) -> None:
+    """A study made when a pruner step was one report (no ``pruner_steps`` attribute): its trials'
+    intermediate values sit at other steps than today's, so neither a launch nor a worker runs trials in it."""
+    db = tmp_path / "studies.db"
+    db.write_bytes((finished / "studies.db").read_bytes())
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        assert conn.execute("DELETE FROM study_user_attributes WHERE key = 'pruner_steps'").rowcount == 1
+    before = db.read_bytes()
+    for module, argv in (("search.launch", ["--study", "attn", "--trials", "9", *TINY]),
+                         ("search.worker", ["--study", "attn", "--storage", "sqlite:///studies.db"])):
+        result = run_cli(module, *argv, cwd=tmp_path)
+        assert_one_line_error(result, "study 'attn'", "pruner_steps", "a pruner step counted reports",
+                              "expected a study created by this version")
+        assert db.read_bytes() == before
+
+
 def test_bad_inputs_write_nothing(tmp_path: Path) -> None:
     cases = [
         (["--study", "nope"], "unknown study space 'nope'"),
