@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     )
     from search.model._factory import BuiltModel, build_model
     from search.model._saving import load_model
-    from search.model._training import fit_model, predict_probabilities
+    from search.model._training import fit_model, predict_probabilities, takes_any_length
 
 __all__ = [
     "ATTENTION_POSITIONS",
@@ -42,6 +42,7 @@ __all__ = [
     "build_model",
     "fit_model",
     "predict_probabilities",
+    "takes_any_length",
     "estimate_attention_memory",
     "load_model",
     "resolve_params",
@@ -53,6 +54,7 @@ _LAZY = {
     "build_model": "search.model._factory",
     "fit_model": "search.model._training",
     "predict_probabilities": "search.model._training",
+    "takes_any_length": "search.model._training",
     "load_model": "search.model._saving",
     "attention_weights": "search.model._diagnostics",
     "attention_entropy": "search.model._diagnostics",

@@ -191,7 +191,8 @@ def _score_variables(layer: keras.layers.Layer) -> list[Any]:
 
 
 def uniform_attention_delta(
-    model: keras.Model, x: Any, y: Any, threshold: float = 0.5, *, batch_size: int = 64
+    model: keras.Model, x: Any, y: Any, threshold: float = 0.5, *, batch_size: int = 64,
+    learnt: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Micro-F1 on ``(x, y)`` with the learnt attention and with every attention made uniform, and the change.
 
@@ -199,10 +200,14 @@ def uniform_attention_delta(
     the steps (the query projection of multi-head attention, the context / label query vectors of the
     custom layers); everything else is the trained model. The weights are restored afterwards, also on
     error. A large positive ``delta`` means the model uses where it attends; about 0 means it does not
-    (the seed's ``pooled`` attention gives exactly that).
+    (the seed's ``pooled`` attention gives exactly that). ``learnt``: the model's probabilities on ``x``
+    when the caller has them already (the report scores the test split first), else predicted here.
     """
+    from search.model._training import predict_probabilities
+
     layers = attention_layers(model)
-    learnt = model.predict(x, batch_size=batch_size, verbose=0)
+    if learnt is None:
+        learnt = predict_probabilities(model, x, batch_size)
     saved: list[tuple[Any, np.ndarray]] = []
     try:
         for layer in layers:
@@ -210,7 +215,7 @@ def uniform_attention_delta(
                 value = np.asarray(ops.convert_to_numpy(variable))
                 saved.append((variable, value))
                 variable.assign(np.zeros_like(value))
-        uniform = model.predict(x, batch_size=batch_size, verbose=0) if layers else learnt
+        uniform = predict_probabilities(model, x, batch_size) if layers else learnt
     finally:
         for variable, value in saved:
             variable.assign(value)

@@ -170,17 +170,21 @@ class ModelSource:
         model = self.load(study_name, trial)
         try:
             threshold = float(record.threshold if record.threshold is not None else DEFAULT_THRESHOLD)
-            prob = np.asarray(model.predict(dataset.x_test, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
+            from search.model import predict_probabilities
+
+            # in batches of similar length where the model takes any length, as the trial's own
+            # validation passes were: the same numbers, fewer padded steps
+            prob = predict_probabilities(model, dataset.x_test, PREDICT_BATCH)
             valid_f1 = None
             if valid:
-                valid_prob = model.predict(dataset.x_valid, batch_size=PREDICT_BATCH, verbose=0)
-                valid_f1 = micro_f1(dataset.y_valid, valid_prob, threshold)
+                valid_f1 = micro_f1(dataset.y_valid, predict_probabilities(model, dataset.x_valid, PREDICT_BATCH),
+                                    threshold)
             delta = None
             if uniform and (record.diagnostics or {}).get("attention_layers"):
                 from search.model import uniform_attention_delta
 
                 delta = float(uniform_attention_delta(model, dataset.x_test, dataset.y_test, threshold,
-                                                      batch_size=PREDICT_BATCH)["delta"])
+                                                      batch_size=PREDICT_BATCH, learnt=prob)["delta"])
         finally:
             del model  # no keras.backend.clear_session(): its gc.collect() costs more than the model it frees
         return TrialEval(

@@ -37,7 +37,9 @@ class FinalEval:
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float64)
+    from search.model import predict_probabilities
+
+    return predict_probabilities(model, x, PREDICT_BATCH).astype(np.float64)
 
 
 def evaluate_finals(study: optuna.Study, dataset: Any, source: ModelSource, baseline: BaselineResult, *,

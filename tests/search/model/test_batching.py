@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.model import PRESETS, InputShapes, any_length, build_model, predict_probabilities, resolve_params
+from search.model import (
+    PRESETS,
+    InputShapes,
+    any_length,
+    build_model,
+    load_model,
+    predict_probabilities,
+    resolve_params,
+    takes_any_length,
+)
 from search.model._batching import (
     LENGTH_MULTIPLE,
     LengthBatches,
@@ -154,3 +163,22 @@ def test_a_masked_rcnn_predicts_the_same_in_length_batches(position: str) -> Non
 def test_the_seed_models_keep_their_fixed_length() -> None:
     for name in ("seed_rcnn", "seed_answer_mha"):
         assert not any_length(resolve_params(PRESETS[name]))
+        params = dict(PRESETS[name]) | {"hidden_units": 8, "conv_filters": 8, "embedding_mode": "random",
+                                        "embedding_dim": 8, "num_heads": 2}
+        built = build_model(params, InputShapes(seq_len=WIDTH, vocab_size=50, n_labels=5))
+        assert not takes_any_length(built.model)
+
+
+def test_a_reloaded_model_is_predicted_in_length_batches_without_its_parameters(tmp_path) -> None:
+    """The report, finalize and the exported predictor read models back from a study: the model's own
+    input says whether it takes any length, and the probabilities are those of the padded predict."""
+    params = {"attention_position": "label", "hidden_units": 8, "conv_filters": 8, "embedding_mode": "random",
+              "embedding_dim": 8}
+    built = build_model(params, InputShapes(seq_len=WIDTH, vocab_size=50, n_labels=5))
+    path = tmp_path / "model.keras"
+    built.model.save(path)
+    model = load_model(path)
+    assert takes_any_length(model)
+    x = _ids(40, seed=2)
+    full = np.asarray(model.predict(x, batch_size=16, verbose=0))
+    np.testing.assert_allclose(predict_probabilities(model, x, 16), full, atol=1e-5)
