@@ -174,7 +174,7 @@ def run_real(url: str, n_trials: int, artifacts: Path) -> dict[str, float]:
     dataset = load_dataset(config.data, config.data_settings())
     embedding = embedding_matrix_for(dataset, config.embedding_dim)
     storage = open_storage(url)
-    prepare_study(storage, config, space, dataset.fingerprint)
+    prepare_study(storage, config, space, dataset.fingerprint, train_documents=len(dataset.x_train))
     study = optuna.load_study(study_name=config.study, storage=storage, sampler=make_sampler(config, space, {}),
                               pruner=make_pruner(config))
     objective = Objective(config, space, {}, dataset, embedding, artifact_store_for(url, str(artifacts)),

@@ -18,7 +18,8 @@ from search.model import resolve_params
 from spaces import SearchSpace
 
 __all__ = ["make_sampler", "make_pruner", "prepare_study", "StoredStudy", "read_study", "open_study",
-           "trial_target", "study_exists", "count_trials", "check_fixed_params", "RUN_CONFIG_ATTR", "CONTEXT_ATTR"]
+           "trial_target", "study_exists", "count_trials", "check_fixed_params", "check_pruner_steps",
+           "RUN_CONFIG_ATTR", "CONTEXT_ATTR"]
 
 # The study's user attributes, written when the launcher creates the study (and the run configuration
 # again when a resumed launch changes a setting that may change).
@@ -28,8 +29,9 @@ SPACE_VERSION_ATTR = "space_version"
 FINGERPRINT_ATTR = "data_fingerprint"
 # What a trial's pruner step counts. Today: intervals of training documents (1..R within the first
 # epoch, then R more an epoch), so Hyperband's rungs fall at the same share of training in every trial.
-# A study made before had one step per report instead; its intermediate values sit at other steps, so
-# trials of today's code would be pruned against the wrong rungs: such a study is not resumed.
+# A study made before this was recorded may have counted otherwise (an epoch, or a report, in earlier
+# versions): where an epoch holds several intervals and a pruner compares trials, its intermediate
+# values may sit at other steps than today's trials', which would be pruned against the wrong rungs.
 PRUNER_STEPS_ATTR = "pruner_steps"
 PRUNER_STEPS = "training-intervals"
 
@@ -69,7 +71,8 @@ def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
     return True
 
 
-def _check_resume(study: optuna.Study, config: RunConfig, space: SearchSpace, fingerprint: str) -> None:
+def _check_resume(study: optuna.Study, config: RunConfig, space: SearchSpace, fingerprint: str,
+                  reports_per_epoch: int) -> None:
     attrs = study.user_attrs
     stored = attrs.get(RUN_CONFIG_ATTR)
     if stored is None:
@@ -80,7 +83,7 @@ def _check_resume(study: optuna.Study, config: RunConfig, space: SearchSpace, fi
             f"was created with space {stored.get('space')} v{attrs.get(SPACE_VERSION_ATTR)}, not {space.name} "
             f"v{space.version}; expected the same space version (start a new study name)",
             source=f"study '{study.study_name}'", field=SPACE_VERSION_ATTR)
-    _check_pruner_steps(study.study_name, attrs.get(PRUNER_STEPS_ATTR))
+    _check_pruner_steps(study.study_name, attrs.get(PRUNER_STEPS_ATTR), stored.get("pruner"), reports_per_epoch)
     if attrs.get(FINGERPRINT_ATTR) != fingerprint:
         raise StudyConfigError(
             f"was created on dataset {stored.get('data')} (fingerprint {attrs.get(FINGERPRINT_ATTR)}), "
@@ -96,12 +99,23 @@ def _check_resume(study: optuna.Study, config: RunConfig, space: SearchSpace, fi
                 "the same value to resume (start a new study name to change it)", source=flag_of(name))
 
 
-def _check_pruner_steps(name: str, stored: Any) -> None:
-    if stored != PRUNER_STEPS:
-        raise StudyConfigError(
-            f"was created when a pruner step counted {'reports' if stored is None else repr(stored)}, not "
-            f"{PRUNER_STEPS!r}; expected a study created by this version to run its trials (start a new study "
-            "name; the report still reads this one)", source=f"study '{name}'", field=PRUNER_STEPS_ATTR)
+def _check_pruner_steps(name: str, stored: Any, pruner: Any, reports_per_epoch: int) -> None:
+    """Refuse to run trials in a study whose pruner steps may count something else than today's. Where
+    nothing is pruned, or an epoch holds one interval (step = epoch = report in every version), they agree."""
+    if stored == PRUNER_STEPS or pruner == "none" or reports_per_epoch <= 1:
+        return
+    got = "no record of what its pruner steps count" if stored is None else f"pruner steps counting {stored!r}"
+    raise StudyConfigError(
+        f"was created with {got} (an earlier version: an epoch or a report a step), while its trials now report "
+        f"{reports_per_epoch} times in a first epoch; expected a study whose steps count {PRUNER_STEPS!r} (start "
+        "a new study name; the report still reads this one)", source=f"study '{name}'", field=PRUNER_STEPS_ATTR)
+
+
+def check_pruner_steps(storage: optuna.storages.BaseStorage, stored: StoredStudy, train_documents: int) -> None:
+    """A worker's refusal of a study it would run trials in whose pruner steps count otherwise (a replay,
+    which reports to no pruner, runs without it)."""
+    _check_pruner_steps(stored.config.study, stored.pruner_steps, stored.config.pruner,
+                        stored.config.reports_per_epoch(train_documents))
 
 
 def check_fixed_params(space: SearchSpace, fixed: Mapping[str, Any], source: str = "--set") -> None:
@@ -124,10 +138,13 @@ def check_fixed_params(space: SearchSpace, fixed: Mapping[str, Any], source: str
 
 
 def prepare_study(storage: optuna.storages.BaseStorage, config: RunConfig, space: SearchSpace, fingerprint: str,
-                  *, context: Mapping[str, Any] | None = None, **prepare_options: Any) -> tuple[optuna.Study, bool]:
+                  *, train_documents: int, context: Mapping[str, Any] | None = None, **prepare_options: Any
+                  ) -> tuple[optuna.Study, bool]:
     """Create the study, or check and resume it. Returns (study, created).
 
-    Everything that can be refused is checked before anything is written to the store. ``context``: the
+    Everything that can be refused is checked before anything is written to the store.
+    ``train_documents``: the size of the study's training split (how many pruner steps an epoch holds,
+    which decides whether an older study's steps still agree with today's). ``context``: the
     space's context when the caller has prepared it already (before it opened the store); else the
     space's ``prepare(None, **prepare_options)`` runs here. A resumed study takes the settings that may
     change (target, timeout, memory budget, heartbeats) from ``config``, so every worker, on any node,
@@ -135,7 +152,7 @@ def prepare_study(storage: optuna.storages.BaseStorage, config: RunConfig, space
     """
     if study_exists(storage, config.study):
         study = optuna.load_study(study_name=config.study, storage=storage)
-        _check_resume(study, config, space, fingerprint)
+        _check_resume(study, config, space, fingerprint, config.reports_per_epoch(train_documents))
         if RunConfig.from_json(study.user_attrs[RUN_CONFIG_ATTR]).differences(config):
             study.set_user_attr(RUN_CONFIG_ATTR, config.to_json())
         return study, False
@@ -180,9 +197,7 @@ def read_study(storage: optuna.storages.BaseStorage, name: str) -> StoredStudy:
 def open_study(storage: optuna.storages.BaseStorage, stored: StoredStudy, space: SearchSpace,
                worker_index: int = 0, *, reports_per_epoch: int = 1) -> optuna.Study:
     """The study of ``stored`` with the sampler and pruner of its run configuration (for a worker whose
-    training split makes ``reports_per_epoch`` report intervals an epoch). A study whose steps count
-    something else is refused: its trials' intermediate values would be compared at the wrong steps."""
-    _check_pruner_steps(stored.config.study, stored.pruner_steps)
+    training split makes ``reports_per_epoch`` report intervals an epoch)."""
     # A resumed study gets fresh sampler streams (its random start-up points must not repeat the first
     # launch's); a new study's streams depend only on the seed and the worker index.
     stream = worker_index + 1000 * stored.n_trials

@@ -488,10 +488,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = with_default_budget(config, space, known)
     storage = reader if reader is not None else open_store()
     try:
-        study, created = prepare_study(storage, config, space, dataset.fingerprint, context=context)
+        study, created = prepare_study(storage, config, space, dataset.fingerprint,
+                                       train_documents=len(dataset.x_train), context=context)
     except optuna.exceptions.DuplicatedStudyError:  # another launcher (another container) created it first
         time.sleep(2.0)
-        study, created = prepare_study(storage, config, space, dataset.fingerprint, context=context)
+        study, created = prepare_study(storage, config, space, dataset.fingerprint,
+                                       train_documents=len(dataset.x_train), context=context)
     target = trial_target(config, space, read_study(storage, args.study).context)
     goal = (f"until its {config.timeout / 60:g}-minute budget (--timeout {config.timeout:g})"
             if target >= BUDGETED_TRIALS and config.timeout else f"target {target} finished trials")

@@ -132,7 +132,8 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
     identity = WorkerIdentity(study=args.study, storage_url=url, gpu=gpu, backend=args.backend,
                               threads=args.threads, cpus=cpus, index=args.worker_index, parent_pid=args.parent_pid)
     if args.replay is not None:
-        setup = set_up(identity, heartbeats=False, artifacts=False, log=print, check=check_replay(args.replay))
+        setup = set_up(identity, trials=False, heartbeats=False, artifacts=False, log=print,
+                       check=check_replay(args.replay))
         return replay_trial(setup, args.replay)
     return run_worker(identity, trials=args.trials, timeout=args.timeout, stop=stop)
 

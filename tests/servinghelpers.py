@@ -38,7 +38,7 @@ def _run_study(url: str, data: str) -> None:
     embedding = embedding_matrix_for(dataset, config.embedding_dim)
     storage = create_storage(url)
     space = get_space("attn")
-    prepare_study(storage, config, space, dataset.fingerprint)
+    prepare_study(storage, config, space, dataset.fingerprint, train_documents=len(dataset.x_train))
     stored = read_study(storage, STUDY)
     study = open_study(storage, stored, space)
     for params in POSITIONS:
@@ -49,7 +49,7 @@ def _run_study(url: str, data: str) -> None:
 
     # A study whose one complete trial saved no model (as --no-save-models leaves it): no training needed.
     no_model = RunConfig(study=NO_MODEL_STUDY, space="attn", pruner="none", save_models=False, data=data, **TINY)
-    prepare_study(storage, no_model, space, dataset.fingerprint)
+    prepare_study(storage, no_model, space, dataset.fingerprint, train_documents=len(dataset.x_train))
     optuna.load_study(study_name=NO_MODEL_STUDY, storage=storage).add_trial(
         optuna.trial.create_trial(value=0.1, user_attrs={"threshold": 0.3}))
 

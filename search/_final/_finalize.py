@@ -72,7 +72,7 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
                                source=f"study '{study_name}'")
     space = get_space(config.space, source=f"study '{study_name}' (its space)")
     dataset = _study_data(study, config)
-    from search.model import predict_probabilities
+    from search.model import predict_probabilities, recorded_any_length
     from search.report._evaluate import ModelSource
     from storage import artifact_store_for
 
@@ -88,7 +88,9 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
                     skipped.append(f"trial {trial.number}: {models.problem(trial)}")
                     continue
                 model = models.load(study_name, trial)
-                probabilities[trial.number] = predict_probabilities(model, dataset.x_valid, PREDICT_BATCH)
+                cut = recorded_any_length(TrialRecord.from_trial(trial).diagnostics)
+                probabilities[trial.number] = predict_probabilities(model, dataset.x_valid, PREDICT_BATCH,
+                                                                    any_length=cut)
                 del model
                 log(f"ensemble candidate trial {trial.number}: validation micro-F1 {trial.value:.4f}")
         finally:

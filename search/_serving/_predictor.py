@@ -149,9 +149,7 @@ def open_predictor(folder: Path, manifest: Manifest, vocabulary: Sequence[str]) 
 
 def _predict(entry: ModelEntry, model: Any, texts: list[str], ids: np.ndarray) -> np.ndarray:
     if entry.kind == KERAS:
-        from search.model import predict_probabilities
-
-        return predict_probabilities(model, ids, PREDICT_BATCH)
+        return np.asarray(model.predict(ids, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
     return np.asarray(model.predict_proba(texts), dtype=np.float32)
 
 

@@ -69,13 +69,15 @@ class WorkerSetup:
         return self.stored.context
 
 
-def set_up(identity: WorkerIdentity, *, heartbeats: bool = True, artifacts: bool = True,
+def set_up(identity: WorkerIdentity, *, trials: bool = True, heartbeats: bool = True, artifacts: bool = True,
            log: Callable[[str], None] | None = None,
            check: Callable[[optuna.storages.BaseStorage, StoredStudy], None] | None = None) -> WorkerSetup:
     """Pin the device and backend, open the storage and the study, resolve the space, load the data.
 
-    ``heartbeats``: the storage beats for running trials with the study's heartbeat settings (a replay,
-    which writes nothing, opens it without). ``artifacts``: open the artifact store for the best models.
+    ``trials``: the worker will run trials, reporting to the study's pruner (a replay does not): a study
+    whose pruner steps count otherwise is refused. ``heartbeats``: the storage beats for running trials
+    with the study's heartbeat settings (a replay, which writes nothing, opens it without). ``artifacts``:
+    open the artifact store for the best models.
     ``check(storage, stored)``: a caller's own refusal (a replay's trial number), run with the rest of the
     checks. Everything that can refuse the worker's input runs before TensorFlow loads, so a refusal is
     one line, not one line after TensorFlow's start-up logging.
@@ -98,6 +100,10 @@ def set_up(identity: WorkerIdentity, *, heartbeats: bool = True, artifacts: bool
     config = stored.config
     space = get_space(config.space, source=f"study '{identity.study}' (its space)")  # this process's one resolution
     dataset = load_dataset(config.data, config.data_settings())
+    if trials:
+        from search._study import check_pruner_steps
+
+        check_pruner_steps(storage, stored, len(dataset.x_train))
     if check is not None:
         check(storage, stored)
     from search.runtime import enable_memory_growth

@@ -64,7 +64,8 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
         raise StudyConfigError(f"was created with fit arguments {stored_fit}, got {space.fit_kwargs}; expected the "
                                "same to resume (or fit_kwargs=None)", source=f"study '{study_name}'",
                                field="fit_kwargs")
-    prepare_study(store, config, space, dataset.fingerprint, fit_kwargs=space.fit_kwargs or {})
+    prepare_study(store, config, space, dataset.fingerprint, train_documents=len(dataset.x_train),
+                  fit_kwargs=space.fit_kwargs or {})
     stored = read_study(store, study_name)
     study = open_study(store, stored, space, worker_index,
                        reports_per_epoch=stored.config.reports_per_epoch(len(dataset.x_train)))

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 
 from search._lazy import lazy_names
 from search.model._memory import DEFAULT_MEMORY_BUDGET_BYTES, estimate_attention_memory
-from search.model._params import ATTENTION_POSITIONS, DEFAULT_PARAMS, InputShapes, any_length, resolve_params
+from search.model._params import (
+    ATTENTION_POSITIONS,
+    DEFAULT_PARAMS,
+    InputShapes,
+    any_length,
+    recorded_any_length,
+    resolve_params,
+)
 from search.model._presets import PRESETS
 
 if TYPE_CHECKING:
@@ -27,7 +34,7 @@ if TYPE_CHECKING:
     )
     from search.model._factory import BuiltModel, build_model
     from search.model._saving import load_model
-    from search.model._training import fit_model, predict_probabilities, takes_any_length
+    from search.model._training import fit_model, predict_probabilities
 
 __all__ = [
     "ATTENTION_POSITIONS",
@@ -37,12 +44,12 @@ __all__ = [
     "BuiltModel",
     "InputShapes",
     "any_length",
+    "recorded_any_length",
     "attention_entropy",
     "attention_weights",
     "build_model",
     "fit_model",
     "predict_probabilities",
-    "takes_any_length",
     "estimate_attention_memory",
     "load_model",
     "resolve_params",
@@ -54,7 +61,6 @@ _LAZY = {
     "build_model": "search.model._factory",
     "fit_model": "search.model._training",
     "predict_probabilities": "search.model._training",
-    "takes_any_length": "search.model._training",
     "load_model": "search.model._saving",
     "attention_weights": "search.model._diagnostics",
     "attention_entropy": "search.model._diagnostics",

@@ -192,7 +192,7 @@ def _score_variables(layer: keras.layers.Layer) -> list[Any]:
 
 def uniform_attention_delta(
     model: keras.Model, x: Any, y: Any, threshold: float = 0.5, *, batch_size: int = 64,
-    learnt: np.ndarray | None = None,
+    learnt: np.ndarray | None = None, any_length: bool = False,
 ) -> dict[str, Any]:
     """Micro-F1 on ``(x, y)`` with the learnt attention and with every attention made uniform, and the change.
 
@@ -201,13 +201,14 @@ def uniform_attention_delta(
     custom layers); everything else is the trained model. The weights are restored afterwards, also on
     error. A large positive ``delta`` means the model uses where it attends; about 0 means it does not
     (the seed's ``pooled`` attention gives exactly that). ``learnt``: the model's probabilities on ``x``
-    when the caller has them already (the report scores the test split first), else predicted here.
+    when the caller has them already (the report scores the test split first), else predicted here;
+    ``any_length``: predict in batches of similar length (:func:`~search.model.predict_probabilities`).
     """
     from search.model._training import predict_probabilities
 
     layers = attention_layers(model)
     if learnt is None:
-        learnt = predict_probabilities(model, x, batch_size)
+        learnt = predict_probabilities(model, x, batch_size, any_length=any_length)
     saved: list[tuple[Any, np.ndarray]] = []
     try:
         for layer in layers:
@@ -215,7 +216,7 @@ def uniform_attention_delta(
                 value = np.asarray(ops.convert_to_numpy(variable))
                 saved.append((variable, value))
                 variable.assign(np.zeros_like(value))
-        uniform = predict_probabilities(model, x, batch_size) if layers else learnt
+        uniform = predict_probabilities(model, x, batch_size, any_length=any_length) if layers else learnt
     finally:
         for variable, value in saved:
             variable.assign(value)

@@ -18,6 +18,7 @@ from search.errors import ModelConfigError
 
 __all__ = [
     "any_length",
+    "recorded_any_length",
     "ARCHITECTURES",
     "ATTENTION_POSITIONS",
     "DEFAULT_PARAMS",
@@ -328,6 +329,15 @@ def any_length(params: Mapping[str, Any]) -> bool:
     The seed's unmasked models and the residual-MHA architecture (its max-pooling halves a fixed length)
     keep the dataset's padded length."""
     return bool(params["mask_padding"]) and params["architecture"] == "rcnn"
+
+
+def recorded_any_length(diagnostics: Mapping[str, Any] | None) -> bool:
+    """:func:`any_length` for a model read back from a study, known by its build diagnostics (a trial's
+    record): the factory records its architecture and padding mask there. A model whose diagnostics do not
+    (a keras-tuner hypermodel, which may take any length without masking its padding) is predicted padded,
+    as its trial's validation passes were."""
+    d = diagnostics or {}
+    return "architecture" in d and "mask_padding" in d and any_length(d)
 
 
 def effective_embedding_dim(params: Mapping[str, Any], shapes: InputShapes) -> int:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from search.model._factory import BuiltModel
 
-__all__ = ["fit_model", "predict_probabilities", "takes_any_length"]
+__all__ = ["fit_model", "predict_probabilities"]
 
 
 def fit_model(built: BuiltModel, x: np.ndarray, y: np.ndarray, *, epochs: int, callbacks: Sequence[Any],
@@ -33,20 +33,9 @@ def fit_model(built: BuiltModel, x: np.ndarray, y: np.ndarray, *, epochs: int, c
                         shuffle=True)
 
 
-def takes_any_length(model: keras.Model) -> bool:
-    """Whether a built or reloaded factory model takes token ids of any length: the factory gives its
-    input no fixed length exactly when :func:`~search.model._params.any_length` holds for its parameters
-    (and a saved model keeps that input shape), so a model read back from a study needs no parameters."""
-    return len(model.inputs) == 1 and len(model.inputs[0].shape) == 2 and model.inputs[0].shape[1] is None
-
-
-def predict_probabilities(model: keras.Model, x: np.ndarray, batch_size: int, *, any_length: bool | None = None
-                          ) -> np.ndarray:
+def predict_probabilities(model: keras.Model, x: np.ndarray, batch_size: int, *, any_length: bool) -> np.ndarray:
     """Label probabilities for every row of ``x`` (float32), in ``x``'s order: in batches of similar
-    length when the model takes any length (the same numbers, fewer padded steps), else Keras' ``predict``.
-    ``any_length`` None: read from the model's input (:func:`takes_any_length`)."""
-    if any_length is None:
-        any_length = takes_any_length(model)
+    length when the model takes any length (the same numbers, fewer padded steps), else Keras' ``predict``."""
     if any_length:
         return predict_by_length(model, x, batch_size)
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)

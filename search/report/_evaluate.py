@@ -170,21 +170,23 @@ class ModelSource:
         model = self.load(study_name, trial)
         try:
             threshold = float(record.threshold if record.threshold is not None else DEFAULT_THRESHOLD)
-            from search.model import predict_probabilities
+            from search.model import predict_probabilities, recorded_any_length
 
             # in batches of similar length where the model takes any length, as the trial's own
             # validation passes were: the same numbers, fewer padded steps
-            prob = predict_probabilities(model, dataset.x_test, PREDICT_BATCH)
+            cut = recorded_any_length(record.diagnostics)
+            prob = predict_probabilities(model, dataset.x_test, PREDICT_BATCH, any_length=cut)
             valid_f1 = None
             if valid:
-                valid_f1 = micro_f1(dataset.y_valid, predict_probabilities(model, dataset.x_valid, PREDICT_BATCH),
-                                    threshold)
+                valid_prob = predict_probabilities(model, dataset.x_valid, PREDICT_BATCH, any_length=cut)
+                valid_f1 = micro_f1(dataset.y_valid, valid_prob, threshold)
             delta = None
             if uniform and (record.diagnostics or {}).get("attention_layers"):
                 from search.model import uniform_attention_delta
 
                 delta = float(uniform_attention_delta(model, dataset.x_test, dataset.y_test, threshold,
-                                                      batch_size=PREDICT_BATCH, learnt=prob)["delta"])
+                                                      batch_size=PREDICT_BATCH, learnt=prob,
+                                                      any_length=cut)["delta"])
         finally:
             del model  # no keras.backend.clear_session(): its gc.collect() costs more than the model it frees
         return TrialEval(

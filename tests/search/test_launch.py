@@ -139,20 +139,41 @@ def test_resume_with_a_changed_flag_is_refused_and_writes_nothing(resumable: Pat
     assert sorted(p.name for p in resumable.iterdir()) == files
 
 
-def test_a_study_whose_pruner_steps_were_reports_is_not_resumed(finished: Path, tmp_path: Path) -> None:
-    """A study made when a pruner step was one report (no ``pruner_steps`` attribute): its trials'
-    intermediate values sit at other steps than today's, so neither a launch nor a worker runs trials in it."""
+def test_a_study_whose_pruner_steps_may_count_otherwise_runs_no_trials(tmp_path: Path) -> None:
+    """A study made before its pruner steps were recorded (no ``pruner_steps`` attribute), with two steps
+    an epoch and a pruner: its intermediate values may sit at other steps than today's trials', so neither
+    a launch nor a worker runs trials in it; a replay, which reports to no pruner, still runs."""
+    every = ["--report-every", "32", *TINY]  # 64 training documents: two report intervals an epoch
+    made = run_cli("search.launch", "--study", "attn", "--trials", "1", *every, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
     db = tmp_path / "studies.db"
-    db.write_bytes((finished / "studies.db").read_bytes())
+    # plain sqlite3, no optuna storage held open in this process (its WAL would hide the change from the
+    # bytes compared below)
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
-        assert conn.execute("DELETE FROM study_user_attributes WHERE key = 'pruner_steps'").rowcount == 1
+        where = "FROM study_user_attributes WHERE key = 'pruner_steps'"
+        assert conn.execute(f"SELECT value_json {where}").fetchall() == [('"training-intervals"',)]
+        assert conn.execute(f"DELETE {where}").rowcount == 1
     before = db.read_bytes()
-    for module, argv in (("search.launch", ["--study", "attn", "--trials", "9", *TINY]),
+    for module, argv in (("search.launch", ["--study", "attn", "--trials", "3", *every]),
                          ("search.worker", ["--study", "attn", "--storage", "sqlite:///studies.db"])):
         result = run_cli(module, *argv, cwd=tmp_path)
-        assert_one_line_error(result, "study 'attn'", "pruner_steps", "a pruner step counted reports",
-                              "expected a study created by this version")
-        assert db.read_bytes() == before
+        assert_one_line_error(result, "study 'attn'", "pruner_steps", "no record of what its pruner steps count",
+                              "2 times in a first epoch", "expected a study whose steps count 'training-intervals'")
+        assert db.read_bytes() == before, module
+    replay = run_cli("search.launch", "--study", "attn", "--replay", "0", *every, cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr[-2000:]
+    assert "replay of trial 0" in replay.stdout
+
+
+@pytest.mark.parametrize(("stored", "pruner", "reports_per_epoch"), [
+    ("training-intervals", "hyperband", 4),  # recorded: today's count
+    (None, "none", 4),  # nothing is pruned: no rung to miss
+    (None, "hyperband", 1),  # one interval an epoch: step = epoch = report in every version
+])
+def test_pruner_steps_that_agree_are_not_refused(stored: str | None, pruner: str, reports_per_epoch: int) -> None:
+    from search._study import _check_pruner_steps
+
+    _check_pruner_steps("attn", stored, pruner, reports_per_epoch)
 
 
 def test_bad_inputs_write_nothing(tmp_path: Path) -> None:

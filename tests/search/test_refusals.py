@@ -50,7 +50,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("store")
     storage = create_storage(f"sqlite:///{folder / 'studies.db'}", heartbeat_interval=None)
     config = RunConfig(study="attn", space="attn", limit=64, max_len=16, vocab_size=800, epochs=1)
-    study, _ = prepare_study(storage, config, get_space("attn"), "fingerprint")
+    study, _ = prepare_study(storage, config, get_space("attn"), "fingerprint", train_documents=64)
     study.add_trial(optuna.trial.create_trial(
         params={"dropout": 0.5}, distributions={"dropout": optuna.distributions.FloatDistribution(0.0, 0.9)},
         value=0.5))

@@ -12,8 +12,8 @@ from search.model import (
     build_model,
     load_model,
     predict_probabilities,
+    recorded_any_length,
     resolve_params,
-    takes_any_length,
 )
 from search.model._batching import (
     LENGTH_MULTIPLE,
@@ -166,19 +166,23 @@ def test_the_seed_models_keep_their_fixed_length() -> None:
         params = dict(PRESETS[name]) | {"hidden_units": 8, "conv_filters": 8, "embedding_mode": "random",
                                         "embedding_dim": 8, "num_heads": 2}
         built = build_model(params, InputShapes(seq_len=WIDTH, vocab_size=50, n_labels=5))
-        assert not takes_any_length(built.model)
+        assert not recorded_any_length(built.diagnostics)
 
 
-def test_a_reloaded_model_is_predicted_in_length_batches_without_its_parameters(tmp_path) -> None:
-    """The report, finalize and the exported predictor read models back from a study: the model's own
-    input says whether it takes any length, and the probabilities are those of the padded predict."""
+def test_a_reloaded_model_is_predicted_in_length_batches_as_its_record_says(tmp_path) -> None:
+    """The report and finalize read models back from a study: the trial's build diagnostics say whether
+    the model takes any length, and its probabilities in length batches are those of the padded predict.
+    Diagnostics that do not say so (a keras-tuner hypermodel's) mean padded."""
     params = {"attention_position": "label", "hidden_units": 8, "conv_filters": 8, "embedding_mode": "random",
               "embedding_dim": 8}
     built = build_model(params, InputShapes(seq_len=WIDTH, vocab_size=50, n_labels=5))
+    assert recorded_any_length(built.diagnostics)
+    assert not recorded_any_length({}) and not recorded_any_length(None)
+    assert not recorded_any_length({"attention_position": "none", "hypermodel": "doc_hypermodels:build"})
     path = tmp_path / "model.keras"
     built.model.save(path)
     model = load_model(path)
-    assert takes_any_length(model)
     x = _ids(40, seed=2)
     full = np.asarray(model.predict(x, batch_size=16, verbose=0))
-    np.testing.assert_allclose(predict_probabilities(model, x, 16), full, atol=1e-5)
+    cut = predict_probabilities(model, x, 16, any_length=recorded_any_length(built.diagnostics))
+    np.testing.assert_allclose(cut, full, atol=1e-5)

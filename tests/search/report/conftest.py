@@ -33,7 +33,7 @@ def run_study(url: str, name: str, space_name: str, trials: int, *, source: optu
     storage = create_storage(url)
     space = get_space(space_name)
     options = {"source_study": source} if space_name == "ablation" else {}
-    prepare_study(storage, config, space, dataset.fingerprint, **options)
+    prepare_study(storage, config, space, dataset.fingerprint, train_documents=len(dataset.x_train), **options)
     stored = read_study(storage, name)
     study, config, context = open_study(storage, stored, space), stored.config, stored.context
     for params in enqueue:
