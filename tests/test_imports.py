@@ -45,7 +45,7 @@ MODEL_CORE = frozenset({"search.model", "search.model._memory", "search.model._p
 #: The public names of ``search.model`` that load without keras (checked in a child interpreter below).
 KERAS_FREE_MODEL_NAMES = frozenset({"ATTENTION_POSITIONS", "DEFAULT_MEMORY_BUDGET_BYTES", "DEFAULT_PARAMS",
                                     "PRESETS", "InputShapes", "any_length", "estimate_attention_memory",
-                                    "resolve_params"})
+                                    "recorded_any_length", "resolve_params"})
 #: What no keras-free process may have loaded.
 KERAS_MODULES = ("keras", "tensorflow", "keras_tuner", "tf_keras")
 DYNAMIC = "<computed>"  # the target of an import_module call whose module name is not a literal
