@@ -111,7 +111,7 @@ def _check_pruner_steps(name: str, stored: Any, pruner: Any, reports_per_epoch: 
         "a new study name; the report still reads this one)", source=f"study '{name}'", field=PRUNER_STEPS_ATTR)
 
 
-def check_pruner_steps(storage: optuna.storages.BaseStorage, stored: StoredStudy, train_documents: int) -> None:
+def check_pruner_steps(stored: StoredStudy, train_documents: int) -> None:
     """A worker's refusal of a study it would run trials in whose pruner steps count otherwise (a replay,
     which reports to no pruner, runs without it)."""
     _check_pruner_steps(stored.config.study, stored.pruner_steps, stored.config.pruner,
@@ -176,7 +176,7 @@ class StoredStudy:
     config: RunConfig
     context: dict[str, Any]
     n_trials: int
-    #: what the study's pruner steps count (:data:`PRUNER_STEPS`; None: made when a step was a report)
+    #: what the study's pruner steps count (:data:`PRUNER_STEPS`; None: made before that was recorded)
     pruner_steps: str | None = PRUNER_STEPS
 
 

@@ -103,7 +103,7 @@ def set_up(identity: WorkerIdentity, *, trials: bool = True, heartbeats: bool = 
     if trials:
         from search._study import check_pruner_steps
 
-        check_pruner_steps(storage, stored, len(dataset.x_train))
+        check_pruner_steps(stored, len(dataset.x_train))
     if check is not None:
         check(storage, stored)
     from search.runtime import enable_memory_growth
