@@ -47,8 +47,9 @@ class ValidationF1(keras.callbacks.Callback):
     (the interval: an epoch's documents / ``reports_per_epoch``), so the pruner's resource is training
     documents whatever the report's epoch: 1, 2, ..., R in the first epoch, then 2R, 3R, ...; Optuna's
     successive-halving rungs compare the value a trial had when its step first passed them. A pruned
-    trial stops at once; with ``patience`` > 0, a trial whose tuned micro-F1 has not improved for that
-    many intervals stops by itself
+    trial stops at once; with ``prune=False`` (a strong-start trial) the reports still go to the
+    pruner, so its rungs compare later trials with it, but the trial is never pruned. With ``patience``
+    > 0, a trial whose tuned micro-F1 has not improved for that many intervals stops by itself
     (:attr:`stopped_early` says why), and so does a trial still training when the run's ``deadline``
     (a ``time.monotonic()`` value: the end of ``--timeout``) has passed, at its next report in the
     first epoch, within a batch afterwards: the budget bounds the run's wall time, not only when its
@@ -62,11 +63,13 @@ class ValidationF1(keras.callbacks.Callback):
 
     def __init__(self, x_valid: np.ndarray, y_valid: np.ndarray, *, any_length: bool = False,
                  reports_per_epoch: int = 1, patience: int = 0, trial: optuna.trial.BaseTrial | None = None,
-                 on_report: Callable[[dict], None] | None = None, deadline: float | None = None) -> None:
+                 prune: bool = True, on_report: Callable[[dict], None] | None = None,
+                 deadline: float | None = None) -> None:
         super().__init__()
         self.deadline = deadline
         self.x_valid, self.y_valid, self.any_length = x_valid, y_valid, any_length
         self.reports_per_epoch, self.patience, self.trial = reports_per_epoch, patience, trial
+        self.prune = prune
         self.on_report = on_report
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] | None = None
@@ -135,7 +138,7 @@ class ValidationF1(keras.callbacks.Callback):
         self._t0 = time.perf_counter()
         if self.trial is not None:
             self.trial.report(row[MONITOR], step)
-            if self.trial.should_prune():
+            if self.prune and self.trial.should_prune():
                 raise optuna.TrialPruned(f"at step {step} (epoch {shown}): tuned val micro-F1 {row[MONITOR]:.4f}")
         assert self.best is not None
         since_best = step - int(self.best["report"])
@@ -241,9 +244,14 @@ class Objective:
                      f"loss {row['loss']:.4f}  {row['seconds']:.1f}s")
             TrialRecord(epochs=validation.history).write(trial)
 
+        # A strong-start configuration is in the study to train to its end: it was measured good on full
+        # data, it is what TPE learns from first, and each is one kind of model (attention position) for
+        # the final ensemble, whose gain comes from members unlike each other; a rung a quarter epoch in
+        # would judge it on its start, not on where it ends. Patience and the time budget still stop it.
+        strong_start = bool(TrialRecord.from_trial(trial).strong_start)
         validation = ValidationF1(self.dataset.x_valid, self.dataset.y_valid, any_length=built.any_length,
                                   reports_per_epoch=reports, patience=self.config.early_stopping_patience(n_train),
-                                  trial=trial, on_report=on_report, deadline=self.deadline)
+                                  trial=trial, prune=not strong_start, on_report=on_report, deadline=self.deadline)
         callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN(), validation]
         try:
             self.space.fit(built, self.dataset.x_train, self.dataset.y_train.astype("float32"),

@@ -37,6 +37,7 @@ __all__ = [
     "FAILURE_REASON",
     "PRUNED_REASON",
     "EARLY_STOP_REASON",
+    "STRONG_START",
     "INTERRUPTED_REASON",
 ]
 
@@ -60,6 +61,7 @@ ARTIFACT_ERROR = "artifact_error"
 FAILURE_REASON = "failure_reason"
 PRUNED_REASON = "pruned_reason"
 EARLY_STOP_REASON = "early_stop_reason"
+STRONG_START = "strong_start"
 
 #: The failure reason of a trial cut off by Ctrl-C or SIGTERM (worker, launcher and objective alike).
 INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM); the study can be resumed"
@@ -94,6 +96,9 @@ class TrialRecord:
     failure_reason: str | None = None
     pruned_reason: str | None = None
     early_stop_reason: str | None = None
+    #: set when the space enqueued the trial as one of its strong start's configurations: such a trial
+    #: reports to the pruner but is never pruned (see :class:`search.objective.ValidationF1`)
+    strong_start: bool | None = None
     searched_params: dict[str, Any] = field(default_factory=dict, compare=False)
 
     # -- the mapping between fields and user-attribute keys ------------------------------------------
@@ -173,13 +178,14 @@ _KEYS = {
     "failure_reason": FAILURE_REASON,
     "pruned_reason": PRUNED_REASON,
     "early_stop_reason": EARLY_STOP_REASON,
+    "strong_start": STRONG_START,
 }
 assert set(_KEYS) == {f.name for f in _STORED}, "every stored field has exactly one user-attribute key"
 
 
 # What a trial was asked to be, as opposed to what its run recorded: a retry of a failed trial starts
 # from these alone.
-_DEFINITION = (SEED, FIXED_PARAMS)
+_DEFINITION = (SEED, FIXED_PARAMS, STRONG_START)
 
 
 def retry_user_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,9 +27,10 @@ def _objective(fixed: dict[str, Any] | None = None, **overrides: Any) -> Any:
     return Objective(config, get_space("attn"), {"fixed": fixed or {}}, dataset, None, log=lambda m: None)
 
 
-def _run(objective: Any, pruner: optuna.pruners.BasePruner | None = None) -> optuna.trial.FrozenTrial:
+def _run(objective: Any, pruner: optuna.pruners.BasePruner | None = None,
+         user_attrs: dict[str, Any] | None = None) -> optuna.trial.FrozenTrial:
     study = optuna.create_study(direction="maximize", pruner=pruner or optuna.pruners.NopPruner())
-    study.enqueue_trial(PARAMS)
+    study.enqueue_trial(PARAMS, user_attrs=user_attrs)
     study.optimize(objective, n_trials=1, catch=(TrialFailure,))
     return study.trials[0]
 
@@ -48,16 +49,26 @@ def test_reports_several_times_in_the_first_epoch_then_once_an_epoch() -> None:
     assert record.early_stop_reason is None
 
 
-def test_a_trial_is_pruned_inside_its_first_epoch() -> None:
-    class PruneAtTwo(optuna.pruners.BasePruner):
-        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-            return trial.last_step == 2
+class PruneAtTwo(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.last_step == 2
 
+
+def test_a_trial_is_pruned_inside_its_first_epoch() -> None:
     trial = _run(_objective(epochs=2, report_every=64, patience=0), PruneAtTwo())
     assert trial.state == TrialState.PRUNED
     record = TrialRecord.from_trial(trial)
     assert record.pruned_reason is not None and record.pruned_reason.startswith("at step 2 (epoch 0.667)")
     assert record.epochs is not None and len(record.epochs) == 2
+
+
+def test_a_strong_start_trial_reports_to_the_pruner_but_is_never_pruned() -> None:
+    marked = TrialRecord(strong_start=True).to_user_attrs()
+    trial = _run(_objective(epochs=2, report_every=64, patience=0), PruneAtTwo(), user_attrs=marked)
+    assert trial.state == TrialState.COMPLETE
+    assert sorted(trial.intermediate_values) == [1, 2, 3, 6]  # the pruner's rungs see it, step 2 too
+    record = TrialRecord.from_trial(trial)
+    assert record.strong_start is True and record.pruned_reason is None
 
 
 @pytest.mark.parametrize(("patience", "reports", "reason"), [

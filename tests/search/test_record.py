@@ -16,7 +16,7 @@ FULL = TrialRecord(
     diagnostics={"degenerate_attention": False, "trainable_params": 10}, trainable_params=10,
     non_trainable_params=2, epochs=[{"epoch": 1, "val_micro_f1_tuned": 0.5}], epoch_seconds=[1.5],
     threshold=0.3, best_epoch=1, val_micro_f1_at_half=0.4, model_artifact_id="abc", model_save_error="e1",
-    artifact_error="e2", failure_reason="f", pruned_reason="p", early_stop_reason="s",
+    artifact_error="e2", failure_reason="f", pruned_reason="p", early_stop_reason="s", strong_start=True,
 )
 
 
@@ -55,3 +55,11 @@ def test_unknown_keys_are_ignored_and_missing_ones_are_none() -> None:
     back = TrialRecord.from_user_attrs({"seed": 1, "something_else": 2})
     assert back == TrialRecord(seed=1)
     assert back.threshold is None and back.epochs is None
+
+
+def test_a_retry_keeps_what_the_trial_was_asked_to_be() -> None:
+    from search.record import retry_user_attrs
+
+    attrs = FULL.to_user_attrs() | {"not_ours": 1}
+    assert retry_user_attrs(attrs) == {"seed": 7, "fixed_params": {"dropout": 0.2}, "strong_start": True,
+                                       "not_ours": 1}

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from search.model import ATTENTION_POSITIONS, resolve_params
+from search.record import TrialRecord
 from spaces import HEADED_POSITIONS, get_space
 from spaces.attn import COMMON_FIXED, AttnSpace
 from spaces.baseline import BaselineSpace
@@ -122,7 +123,11 @@ def test_attn_starts_with_its_strong_configurations_in_order() -> None:
         params = space.suggest(trial, {})
         assert {k: params[k] for k in expected} == dict(expected)
         assert set(trial.params) == set(expected)  # nothing left to the sampler, nothing extra
+        assert TrialRecord.from_trial(trial).strong_start is True  # the objective does not prune it
         study.tell(trial, 0.5)
+    sampled = study.ask()
+    space.suggest(sampled, {})
+    assert TrialRecord.from_trial(sampled).strong_start is None
 
 
 def test_attn_strong_start_leaves_user_fixed_parameters_alone() -> None:
