@@ -11,7 +11,7 @@ import numpy as np
 from search._final._ensemble import MAX_SIZE, REFERENCE, greedy_selection
 from search._final._record import FinalEnsemble, FinalRefit, write_final
 from search._final._thresholds import FOLDS, shrunk_label_thresholds
-from search.config import ENSEMBLE_CANDIDATES, PREDICT_BATCH
+from search.config import ENSEMBLE_CANDIDATES
 from search.errors import StudyConfigError
 from search.record import TrialRecord
 
@@ -72,8 +72,7 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
                                source=f"study '{study_name}'")
     space = get_space(config.space, source=f"study '{study_name}' (its space)")
     dataset = _study_data(study, config)
-    from search.model import predict_probabilities, recorded_any_length
-    from search.report._evaluate import ModelSource
+    from search.report._evaluate import ModelSource, predict_as_trial
     from storage import artifact_store_for
 
     store = artifact_store_for(source.url, artifacts)
@@ -88,9 +87,7 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
                     skipped.append(f"trial {trial.number}: {models.problem(trial)}")
                     continue
                 model = models.load(study_name, trial)
-                cut = recorded_any_length(TrialRecord.from_trial(trial).diagnostics)
-                probabilities[trial.number] = predict_probabilities(model, dataset.x_valid, PREDICT_BATCH,
-                                                                    any_length=cut)
+                probabilities[trial.number] = predict_as_trial(model, dataset.x_valid, trial)
                 del model
                 log(f"ensemble candidate trial {trial.number}: validation micro-F1 {trial.value:.4f}")
         finally:

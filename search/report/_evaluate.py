@@ -18,7 +18,7 @@ from search.record import MODEL_ARTIFACT_ID, TrialRecord
 from search.report._stats import Counts, counts
 from search.report._store import trial_value
 
-__all__ = ["TrialEval", "ModelSource", "load_split_data"]
+__all__ = ["TrialEval", "ModelSource", "load_split_data", "predict_as_trial"]
 
 # The objective records a tuned threshold for every finished trial; one without it is scored at 0.5.
 DEFAULT_THRESHOLD = 0.5
@@ -56,6 +56,18 @@ def load_split_data(config: Any, expected_fingerprint: str | None) -> Any:
     if dataset.x_test is None or len(dataset.x_test) == 0:
         raise StudyConfigError("has no test split", source=f"dataset '{config.data}'")
     return dataset
+
+
+def predict_as_trial(model: Any, x: np.ndarray, trial: FrozenTrial | None) -> np.ndarray:
+    """``model``'s probabilities for ``x``, predicted as the validation passes of ``trial`` (whose model it
+    is, or whose configuration it refits) were: in batches of similar length where the trial's build
+    diagnostics say the model takes any length (the same numbers, fewer padded steps), else padded, as
+    for a model of no trial in the study (``None``). Everything that reads a trial's model back (the
+    report, the final models' scoring, the ensemble's selection) predicts through here."""
+    from search.model import predict_probabilities, recorded_any_length
+
+    cut = trial is not None and recorded_any_length(TrialRecord.from_trial(trial).diagnostics)
+    return predict_probabilities(model, x, PREDICT_BATCH, any_length=cut)
 
 
 class ModelSource:
@@ -170,23 +182,17 @@ class ModelSource:
         model = self.load(study_name, trial)
         try:
             threshold = float(record.threshold if record.threshold is not None else DEFAULT_THRESHOLD)
-            from search.model import predict_probabilities, recorded_any_length
-
-            # in batches of similar length where the model takes any length, as the trial's own
-            # validation passes were: the same numbers, fewer padded steps
-            cut = recorded_any_length(record.diagnostics)
-            prob = predict_probabilities(model, dataset.x_test, PREDICT_BATCH, any_length=cut)
+            prob = predict_as_trial(model, dataset.x_test, trial)
             valid_f1 = None
             if valid:
-                valid_prob = predict_probabilities(model, dataset.x_valid, PREDICT_BATCH, any_length=cut)
-                valid_f1 = micro_f1(dataset.y_valid, valid_prob, threshold)
+                valid_f1 = micro_f1(dataset.y_valid, predict_as_trial(model, dataset.x_valid, trial), threshold)
             delta = None
             if uniform and (record.diagnostics or {}).get("attention_layers"):
-                from search.model import uniform_attention_delta
+                from search.model import recorded_any_length, uniform_attention_delta
 
                 delta = float(uniform_attention_delta(model, dataset.x_test, dataset.y_test, threshold,
                                                       batch_size=PREDICT_BATCH, learnt=prob,
-                                                      any_length=cut)["delta"])
+                                                      any_length=recorded_any_length(record.diagnostics))["delta"])
         finally:
             del model  # no keras.backend.clear_session(): its gc.collect() costs more than the model it frees
         return TrialEval(

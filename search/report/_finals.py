@@ -8,15 +8,12 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial
 
 from search._final import read_ensemble, read_refit
-from search.config import PREDICT_BATCH
 from search.errors import StudyConfigError
 from search.metrics import evaluate
-from search.record import TrialRecord
 from search.report._baseline import BaselineResult
-from search.report._evaluate import ModelSource
+from search.report._evaluate import ModelSource, predict_as_trial
 from search.report._stats import Counts, Interval, counts, paired_bootstrap
 
 __all__ = ["FinalEval", "evaluate_finals"]
@@ -36,15 +33,6 @@ class FinalEval:
     @property
     def threshold_text(self) -> str:
         return "per label" if self.label_thresholds else f"{self.threshold:.2f}"
-
-
-def _predict(model: Any, x: np.ndarray, trial: FrozenTrial | None) -> np.ndarray:
-    """``model``'s test probabilities, predicted as the validation passes of ``trial`` (whose model it is,
-    or whose configuration it refits) were; padded where the trial is not in the study."""
-    from search.model import predict_probabilities, recorded_any_length
-
-    cut = trial is not None and recorded_any_length(TrialRecord.from_trial(trial).diagnostics)
-    return predict_probabilities(model, x, PREDICT_BATCH, any_length=cut).astype(np.float64)
 
 
 def evaluate_finals(study: optuna.Study, dataset: Any, source: ModelSource, baseline: BaselineResult, *,
@@ -74,7 +62,7 @@ def evaluate_finals(study: optuna.Study, dataset: Any, source: ModelSource, base
                                            "python -m search.finalize to be run again", source=f"study "
                                            f"'{study.study_name}'")
                 model = source.load(study.study_name, trials[number])
-                total += weight * _predict(model, dataset.x_test, trials[number])
+                total += weight * predict_as_trial(model, dataset.x_test, trials[number]).astype(np.float64)
                 del model
             if ensemble.reference_picks:
                 total += ensemble.reference_picks * baseline.test_prob
@@ -93,7 +81,7 @@ def evaluate_finals(study: optuna.Study, dataset: Any, source: ModelSource, base
         if model is None:
             notes.append(f"the refit model could not be read: {source.problems[-1]}")
         else:
-            prob = _predict(model, dataset.x_test, trials.get(refit.trial))
+            prob = predict_as_trial(model, dataset.x_test, trials.get(refit.trial)).astype(np.float64)
             finals.append(scored(refit.name, "refit", prob, refit.threshold, None))
             del model
     if ensemble is None and refit is None:

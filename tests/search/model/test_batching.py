@@ -186,3 +186,34 @@ def test_a_reloaded_model_is_predicted_in_length_batches_as_its_record_says(tmp_
     full = np.asarray(model.predict(x, batch_size=16, verbose=0))
     cut = predict_probabilities(model, x, 16, any_length=recorded_any_length(built.diagnostics))
     np.testing.assert_allclose(cut, full, atol=1e-5)
+
+
+def test_everything_that_reads_a_trial_model_back_predicts_as_its_record_says(tmp_path, monkeypatch) -> None:
+    """``predict_as_trial`` (the report, the final models' scoring, the ensemble's selection): in length
+    batches for a trial whose diagnostics say its model takes any length, padded for one whose do not
+    and for a model of no trial."""
+    import optuna
+
+    import search.model
+    from search.record import TrialRecord
+    from search.report._evaluate import predict_as_trial
+
+    built = build_model({"attention_position": "label", "hidden_units": 8, "conv_filters": 8,
+                         "embedding_mode": "random", "embedding_dim": 8},
+                        InputShapes(seq_len=WIDTH, vocab_size=50, n_labels=5))
+    asked: list[bool] = []
+
+    def spy(model, x, batch_size, *, any_length=False):
+        asked.append(any_length)
+        return predict_probabilities(model, x, batch_size, any_length=any_length)
+
+    monkeypatch.setattr(search.model, "predict_probabilities", spy)
+    study = optuna.create_study()
+    masked, other = study.ask(), study.ask()
+    TrialRecord(diagnostics=built.diagnostics).write(masked)
+    TrialRecord(diagnostics={"attention_position": "none", "hypermodel": "doc_hypermodels:build"}).write(other)
+    x = _ids(40, seed=3)
+    full = np.asarray(built.model.predict(x, batch_size=16, verbose=0))
+    for trial in (masked, other, None):
+        np.testing.assert_allclose(predict_as_trial(built.model, x, trial), full, atol=1e-5)
+    assert asked == [True, False, False]
