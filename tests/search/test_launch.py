@@ -92,12 +92,14 @@ def test_resume_and_refuse_changed_data(finished: Path, tmp_path: Path) -> None:
     (work / "studies.db").write_bytes(db.read_bytes())
     before = len(_study(work / "studies.db").trials)
     # --trials and --timeout may change: the study holds the new values, for every worker
-    result = run_cli("search.launch", "--study", "attn", "--trials", "4", "--timeout", "600", *TINY, cwd=work)
+    # (one more than the first launch's three trials and the strong start's fourth, still waiting: so the
+    # resumed run samples a trial of its own)
+    result = run_cli("search.launch", "--study", "attn", "--trials", "5", "--timeout", "600", *TINY, cwd=work)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming study 'attn'" in result.stdout
     study = _study(work / "studies.db")
-    assert study.user_attrs["run_config"]["trials"] == 4 and study.user_attrs["run_config"]["timeout"] == 600
-    assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) >= 4
+    assert study.user_attrs["run_config"]["trials"] == 5 and study.user_attrs["run_config"]["timeout"] == 600
+    assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) >= 5
     assert len(study.trials) > before
     # resumed sampling does not repeat the first launch's start-up points
     params = [tuple(sorted(t.params.items())) for t in study.trials]

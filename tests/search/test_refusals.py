@@ -209,7 +209,7 @@ EXISTING = {  # run in the store's folder: the store is read, and left byte-for-
     "launch-ablation-unknown": (["search.launch", "--study", "abl", "--space", "ablation", "--from-study", "nothing",
                                  *TINY], ["--from-study", "'nothing'", "no such study", "studies there: attn"]),
     "launch-replay-trial": (["search.launch", "--study", "attn", "--replay", "99", *TINY],
-                            ["--replay", "no trial 99", "from 0 to 3"]),
+                            ["--replay", "no trial 99", "from 0 to 4"]),
     "launch-replay-study": (["search.launch", "--study", "nope", "--space", "attn", "--replay", "0", *TINY],
                             ["study 'nope'", "no such study"]),
     "worker-study": (["search.worker", "--study", "nope"], ["study 'nope'", "no such study"]),
