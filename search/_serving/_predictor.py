@@ -149,7 +149,10 @@ def open_predictor(folder: Path, manifest: Manifest, vocabulary: Sequence[str]) 
 
 def _predict(entry: ModelEntry, model: Any, texts: list[str], ids: np.ndarray) -> np.ndarray:
     if entry.kind == KERAS:
-        return np.asarray(model.predict(ids, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
+        from search.model import predict_probabilities
+
+        # padded: an export folder records no build diagnostics to say whether a model takes any length
+        return predict_probabilities(model, ids, PREDICT_BATCH, any_length=False)
     return np.asarray(model.predict_proba(texts), dtype=np.float32)
 
 
