@@ -18,7 +18,7 @@ from search.model import resolve_params
 from spaces import SearchSpace
 
 __all__ = ["make_sampler", "make_pruner", "prepare_study", "StoredStudy", "read_study", "open_study",
-           "trial_target", "study_exists", "count_trials", "check_fixed_params", "check_pruner_steps",
+           "trial_target", "study_exists", "require_study", "count_trials", "check_fixed_params", "check_pruner_steps",
            "RUN_CONFIG_ATTR", "CONTEXT_ATTR"]
 
 # The study's user attributes, written when the launcher creates the study (and the run configuration
@@ -69,6 +69,16 @@ def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def require_study(storage: optuna.storages.BaseStorage, name: str, *, source: str,
+                  expected: str = "a study started by search.launch") -> None:
+    """Refuse ``name`` unless it is a study of ``storage``; the refusal lists the studies that are there, since
+    a mistyped name is the usual cause."""
+    if not study_exists(storage, name):
+        known = ", ".join(sorted(optuna.get_all_study_names(storage))) or "none"
+        raise StudyConfigError(f"no such study in the storage (studies there: {known}); expected {expected}",
+                               source=source)
 
 
 def _check_resume(study: optuna.Study, config: RunConfig, space: SearchSpace, fingerprint: str,
@@ -180,14 +190,15 @@ class StoredStudy:
     pruner_steps: str | None = PRUNER_STEPS
 
 
-def read_study(storage: optuna.storages.BaseStorage, name: str) -> StoredStudy:
-    """The run configuration and space context of study ``name`` (refused if it was not made by the launcher)."""
-    if not study_exists(storage, name):
-        raise StudyConfigError("no such study in the storage; expected a study started by search.launch",
-                               source=f"study '{name}'")
+def read_study(storage: optuna.storages.BaseStorage, name: str, *, source: str | None = None) -> StoredStudy:
+    """The run configuration and space context of study ``name`` (refused if it is not in the storage or was
+    not made by the launcher; ``source`` names the flag that gave the name in the refusal)."""
+    source = source or f"study '{name}'"
+    require_study(storage, name, source=source)
     summary = optuna.load_study(study_name=name, storage=storage)
     if RUN_CONFIG_ATTR not in summary.user_attrs:
-        raise StudyConfigError("was not created by this service (no run_config)", source=f"study '{name}'")
+        raise StudyConfigError("was not created by search.launch (no run_config); expected a study it started",
+                               source=source)
     return StoredStudy(config=RunConfig.from_json(summary.user_attrs[RUN_CONFIG_ATTR]),
                        context=dict(summary.user_attrs.get(CONTEXT_ATTR, {})),
                        n_trials=len(summary.get_trials(deepcopy=False)),

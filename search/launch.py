@@ -413,7 +413,7 @@ def _source_study(storage: optuna.storages.BaseStorage | None, name: str | None,
     """The ablation's ``--from-study`` (None when not given: the space refuses that itself)."""
     import optuna
 
-    from search._study import study_exists
+    from search._study import require_study
     from storage import mask_url
 
     if name is None:
@@ -421,10 +421,7 @@ def _source_study(storage: optuna.storages.BaseStorage | None, name: str | None,
     if storage is None:
         raise StudyConfigError(f"got '{name}': no such study ({mask_url(url)} does not exist yet); expected a study "
                                "of this storage with a complete trial", source="--from-study")
-    if not study_exists(storage, name):
-        known = ", ".join(optuna.get_all_study_names(storage)) or "none"
-        raise StudyConfigError(f"got '{name}': no such study in the storage (studies there: {known}); expected a "
-                               "study with a complete trial", source="--from-study")
+    require_study(storage, name, source=f"--from-study '{name}'", expected="a study with a complete trial")
     return optuna.load_study(study_name=name, storage=storage)
 
 

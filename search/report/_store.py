@@ -7,6 +7,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search._study import read_study, study_exists
 from search.config import RunConfig
 from search.errors import StudyConfigError
 
@@ -38,21 +39,9 @@ def trial_value(trial: FrozenTrial) -> float:
     return value
 
 
-def _names(storage: Any) -> list[str]:
-    return sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
-
-
 def _load(storage: Any, name: str, source: str) -> tuple[optuna.Study, RunConfig]:
-    names = _names(storage)
-    if name not in names:
-        known = ", ".join(names) if names else "none"
-        raise StudyConfigError(f"no such study in the storage (studies there: {known})", source=f"{source} '{name}'")
-    study = optuna.load_study(study_name=name, storage=storage)
-    raw = study.user_attrs.get("run_config")
-    if raw is None:
-        raise StudyConfigError("was not created by search.launch (no run_config); expected a study it started",
-                               source=f"{source} '{name}'")
-    return study, RunConfig.from_json(raw)
+    config = read_study(storage, name, source=f"{source} '{name}'").config
+    return optuna.load_study(study_name=name, storage=storage), config
 
 
 def open_sources(study_name: str, storage_flag: str | None, ablation_name: str | None) -> Sources:
@@ -77,7 +66,7 @@ def open_sources(study_name: str, storage_flag: str | None, ablation_name: str |
     ablation = ablation_config = None
     if ablation_name is not None:
         ablation, ablation_config = _load(storage, ablation_name, "--ablation-study")
-    elif DEFAULT_ABLATION_STUDY in _names(storage):
+    elif study_exists(storage, DEFAULT_ABLATION_STUDY):
         ablation, ablation_config = _load(storage, DEFAULT_ABLATION_STUDY, "ablation study")
     if ablation is not None and ablation_config is not None and ablation_config.space != "ablation":
         raise StudyConfigError(f"uses space '{ablation_config.space}', not 'ablation'; expected a study started "

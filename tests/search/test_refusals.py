@@ -211,8 +211,8 @@ EXISTING = {  # run in the store's folder: the store is read, and left byte-for-
     "launch-replay-trial": (["search.launch", "--study", "attn", "--replay", "99", *TINY],
                             ["--replay", "no trial 99", "from 0 to 4"]),
     "launch-replay-study": (["search.launch", "--study", "nope", "--space", "attn", "--replay", "0", *TINY],
-                            ["study 'nope'", "no such study"]),
-    "worker-study": (["search.worker", "--study", "nope"], ["study 'nope'", "no such study"]),
+                            ["study 'nope'", "no such study", "studies there: attn"]),
+    "worker-study": (["search.worker", "--study", "nope"], ["study 'nope'", "no such study", "studies there: attn"]),
     "worker-replay": (["search.worker", "--study", "attn", "--replay", "99"], ["--replay", "no trial 99"]),
     "report-study": (["search.report", "--study", "nope"], ["--study 'nope'", "studies there: attn"]),
 }
