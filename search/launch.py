@@ -514,7 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         children.append(_Child(i, gpu, worker_argv))
     code = _run_children(children, args, study, target)
     print(_summary(study), flush=True)
-    if not hypermodel:
+    # Not after Ctrl-C: fitting the reference takes a minute on full data, and a user who stops a search
+    # wants the prompt back (the report compares the two).
+    if not hypermodel and code != EXIT_INTERRUPTED:
         print(_against_reference(study, config, dataset), flush=True)
     given = args.storage is not None or "OPTUNA_STORAGE" in os.environ
     storage_flag = f" --storage '{mask_url(url)}'" if given else ""

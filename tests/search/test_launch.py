@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -34,6 +35,10 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "created study 'attn'" in result.stdout
     assert "best " in result.stdout and "python -m search.dashboard" in result.stdout
     assert "epoch 2/2" in result.stdout and "val micro-F1" in result.stdout
+    # it ends with the best trial beside the TF-IDF reference, fitted on the same documents' raw text
+    assert re.search(r"^TF-IDF \+ logistic regression \(raw text, the reference\): validation micro-F1 0\.\d{4}; "
+                     r"best trial \d+: 0\.\d{4} \([+-]\d+\.\d points, (not )?better than the reference",
+                     result.stdout, flags=re.MULTILINE), result.stdout
     return work
 
 
@@ -273,6 +278,7 @@ def test_interrupt_leaves_no_running_trial(tmp_path: Path) -> None:
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err
     assert "run the same command again to resume" in err
+    assert "the reference" not in out  # stopping does not wait for the reference to be fitted
     study = _study(db)
     assert not study.get_trials(states=(TrialState.RUNNING,))
     failed = study.get_trials(states=(TrialState.FAIL,))
