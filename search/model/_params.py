@@ -61,6 +61,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "learning_rate": 1e-3,
     # Decoupled weight decay (AdamW) when > 0; 0: plain Adam, the seed's optimiser.
     "weight_decay": 0.0,
+    # The learning rate of epoch e (from 0) is learning_rate * lr_decay ** e; 1: constant, the seed's.
+    # Per epoch rather than per step so that a refit for a trial's best number of epochs, on more
+    # documents, follows the trial's schedule.
+    "lr_decay": 1.0,
     "attention_position": "none",
     "num_heads": 8,
     "key_dim": None,  # None: max(1, attended features // num_heads)
@@ -186,6 +190,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "batch_norm": _boolean,
     "learning_rate": _float_in(0.0, 10.0, low_open=True, high_open=False),
     "weight_decay": _float_in(0.0, 1.0),
+    "lr_decay": _float_in(0.0, 1.0, low_open=True, high_open=False),
     "attention_position": _choice(ATTENTION_POSITIONS),
     "num_heads": _int_in(1),
     "key_dim": _optional_int(1),

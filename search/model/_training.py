@@ -1,7 +1,7 @@
 """Training and predicting with a factory model: length-aware batches wherever the model allows them."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,24 +13,40 @@ if TYPE_CHECKING:
 
     from search.model._factory import BuiltModel
 
-__all__ = ["fit_model", "predict_probabilities"]
+__all__ = ["fit_model", "learning_rate_schedule", "predict_probabilities"]
+
+
+def learning_rate_schedule(params: Mapping[str, Any]) -> keras.callbacks.Callback | None:
+    """Keras' ``LearningRateScheduler`` for resolved ``params`` whose ``lr_decay`` is below 1 (None: a
+    constant learning rate, left to the optimiser)."""
+    import keras
+
+    decay, initial = float(params["lr_decay"]), float(params["learning_rate"])
+    if decay >= 1.0:
+        return None
+    return keras.callbacks.LearningRateScheduler(lambda epoch, _lr: initial * decay ** epoch)
 
 
 def fit_model(built: BuiltModel, x: np.ndarray, y: np.ndarray, *, epochs: int, callbacks: Sequence[Any],
-              seed: int, length_batches: bool = True) -> None:
-    """Keras' ``fit`` at the model's own ``batch_size``, shuffled, silent (the callbacks log).
+              seed: int, length_batches: bool = True, initial_epoch: int = 0) -> None:
+    """Keras' ``fit`` at the model's own ``batch_size``, shuffled, silent (the callbacks log), from epoch
+    ``initial_epoch`` (0-based) up to ``epochs``, with the learning rate schedule the params ask for.
 
     A model that takes any length (``built.any_length``) trains on
     :class:`~search.model._batching.LengthBatches` unless ``length_batches`` is False: the same documents
     each epoch, the same masking, fewer padded steps. ``seed`` orders its batches.
     """
     batch_size = int(built.params["batch_size"])
+    schedule = learning_rate_schedule(built.params)
+    # The schedule first, so the callbacks that log an epoch see the rate it trains at.
+    every = [schedule, *callbacks] if schedule is not None else list(callbacks)
     if length_batches and built.any_length:
         batches = LengthBatches(x, y, batch_size, seed)
-        built.model.fit(backend_input(batches), epochs=epochs, callbacks=list(callbacks), verbose=0, shuffle=False)
+        built.model.fit(backend_input(batches), epochs=epochs, initial_epoch=initial_epoch, callbacks=every,
+                        verbose=0, shuffle=False)
     else:
-        built.model.fit(x, y, batch_size=batch_size, epochs=epochs, callbacks=list(callbacks), verbose=0,
-                        shuffle=True)
+        built.model.fit(x, y, batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, callbacks=every,
+                        verbose=0, shuffle=True)
 
 
 def predict_probabilities(model: keras.Model, x: np.ndarray, batch_size: int, *, any_length: bool) -> np.ndarray:
