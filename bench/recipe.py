@@ -3,7 +3,9 @@
     python bench/recipe.py [--epochs 3] [--base none] [--variant NAME=JSON ...] [--json out.json]
 
 Each variant is the strong start's configuration of the ``attn`` space (``--base``: its attention
-position) with some parameters changed (``--variant adamw='{"weight_decay": 0.01}'``; default: plain Adam,
+position) with some parameters changed (``--variant adamw='{"weight_decay": 0.01}'``, or a learning rate
+decayed every epoch, ``--variant decay07='{"lr_decay": 0.7}'``: each epoch trains at the rate its trial
+would; default: plain Adam,
 AdamW with weight decay 0.01, and BiLSTM 256 per direction, the width of the literature's LAAT), trained
 from the same seed on every training document for ``--epochs`` epochs, the way a trial trains
 (length-aware batches, max_len 128); after each epoch the whole validation split's tuned micro-F1 (the
@@ -50,7 +52,7 @@ def train_curve(ds: Any, shapes: InputShapes, params: dict[str, Any], epochs: in
     curve, seconds = [], []
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        fit_model(built, ds.x_train, y_train, epochs=1, callbacks=[], seed=seed + epoch)
+        fit_model(built, ds.x_train, y_train, epochs=epoch + 1, initial_epoch=epoch, callbacks=[], seed=seed + epoch)
         seconds.append(time.perf_counter() - t0)
         prob = predict_probabilities(built.model, ds.x_valid, PREDICT_BATCH, any_length=built.any_length)
         curve.append(float(tune_threshold(ds.y_valid, prob)[1]))
