@@ -57,17 +57,24 @@ _EXPECTED = "expected a folder made by python -m search.export"
 @dataclass(frozen=True)
 class ModelEntry:
     """One model of the export: its file and checksum, where it came from (study trial, refit or the
-    reference), what it is (``kind``) and its ``weight`` in the mean."""
+    reference), what it is (``kind``) and its ``weight`` in the mean.
+
+    ``any_length``: a Keras model that takes token ids of any length with the same prediction whatever
+    padding follows a text (the factory's masked RCNN), so the predictor feeds it batches of texts of
+    similar length, each cut to its longest. Absent (a folder of an earlier version, or a reader that
+    predates the key and ignores it): padded batches, which give the same probabilities, more slowly."""
 
     file: str
     sha256: str
     source: dict[str, Any] = field(default_factory=dict)
     kind: str = KERAS
     weight: int = 1
+    any_length: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "sha256": self.sha256, "kind": self.kind, "weight": self.weight,
-                "source": dict(self.source)}
+        out = {"file": self.file, "sha256": self.sha256, "kind": self.kind, "weight": self.weight,
+               "source": dict(self.source)}
+        return out | {"any_length": self.any_length} if self.kind == KERAS else out
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,12 @@ def read_manifest(folder: str | Path) -> Manifest:
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
             raise InputError(f"got {weight!r}; expected a positive integer (times the model is counted in the "
                              "mean)", source=source, field=f"{where}.weight")
-        models.append(ModelEntry(item["file"], item["sha256"], dict(item.get("source") or {}), model_kind, weight))
+        any_length = item.get("any_length", False)
+        if not isinstance(any_length, bool):
+            raise InputError(f"got {any_length!r}; expected true or false (whether the model takes any length)",
+                             source=source, field=f"{where}.any_length")
+        models.append(ModelEntry(item["file"], item["sha256"], dict(item.get("source") or {}), model_kind, weight,
+                                 any_length))
     if all(m.kind != KERAS for m in models):
         raise InputError("lists no Keras model; expected at least one", source=source, field="models")
     threshold = check_threshold(data.get("threshold"), source, "threshold")

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search._final import FinalEnsemble, FinalRefit
 from search._serving._bundle import (
@@ -38,6 +38,9 @@ from search._serving._source import (
 from search.data import Dataset
 from search.errors import InputError, StudyConfigError
 from search.record import TrialRecord
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 __all__ = ["ExportResult", "export_study", "MODEL_FILE"]
 
@@ -80,6 +83,15 @@ class _Download:
     artifact_id: str
     source: dict[str, Any]
     weight: int = 1
+    #: whether the model takes any length: known from the build diagnostics of its trial (or, for a refit,
+    #: of the trial it refits: the same parameters)
+    any_length: bool = False
+
+
+def _any_length(trial: FrozenTrial) -> bool:
+    from search.model import recorded_any_length
+
+    return recorded_any_length(TrialRecord.from_trial(trial).diagnostics)
 
 
 def export_study(study: str, out: str | Path, *, storage: str | None = None, trial: int | None = None,
@@ -109,19 +121,21 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
     label_thresholds: tuple[float, ...] = ()
     if isinstance(chosen_final, FinalEnsemble):
         downloads = [_Download(f"model-{i}.keras", str(TrialRecord.from_trial(by_number[n]).model_artifact_id),
-                               {"study": study, "trial": n}, weight)
+                               {"study": study, "trial": n}, weight, _any_length(by_number[n]))
                      for i, (n, weight) in enumerate(chosen_final.weights().items())]
         reference_weight = chosen_final.reference_picks
         threshold, recorded = chosen_final.threshold, chosen_final.valid_micro_f1
         label_thresholds = chosen_final.label_thresholds
     elif isinstance(chosen_final, FinalRefit):
         downloads = [_Download(MODEL_FILE, chosen_final.artifact_id,
-                               {"study": study, "refit_of_trial": chosen_final.trial, "epochs": chosen_final.epochs})]
+                               {"study": study, "refit_of_trial": chosen_final.trial, "epochs": chosen_final.epochs},
+                               any_length=_any_length(by_number[chosen_final.trial]))]
         threshold, recorded = chosen_final.threshold, None
     else:
         assert chosen is not None
         record = TrialRecord.from_trial(chosen)
-        downloads = [_Download(MODEL_FILE, str(record.model_artifact_id), {"study": study, "trial": chosen.number})]
+        downloads = [_Download(MODEL_FILE, str(record.model_artifact_id), {"study": study, "trial": chosen.number},
+                               any_length=_any_length(chosen))]
         threshold = float(record.threshold if record.threshold is not None else DEFAULT_THRESHOLD)
         recorded = float(chosen.value or 0.0)
 
@@ -134,7 +148,7 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
             log(f"copying {', '.join(f'{k} {v}' for k, v in d.source.items() if k != 'study')}: its saved model")
             _download_model(source, d.artifact_id, stage / d.file, artifacts)
             entries.append(ModelEntry(d.file, sha256_of(stage / d.file), d.source | {"artifact_id": d.artifact_id},
-                                      KERAS, d.weight))
+                                      KERAS, d.weight, d.any_length))
         if reference_weight:
             entries.append(_write_reference(source, dataset, texts, stage / REFERENCE_FILE, reference_weight, log))
         write_vocabulary(stage / VOCABULARY, dataset.vocabulary)

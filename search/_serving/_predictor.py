@@ -151,8 +151,7 @@ def _predict(entry: ModelEntry, model: Any, texts: list[str], ids: np.ndarray) -
     if entry.kind == KERAS:
         from search.model import predict_probabilities
 
-        # padded: an export folder records no build diagnostics to say whether a model takes any length
-        return predict_probabilities(model, ids, PREDICT_BATCH, any_length=False)
+        return predict_probabilities(model, ids, PREDICT_BATCH, any_length=entry.any_length)
     return np.asarray(model.predict_proba(texts), dtype=np.float32)
 
 

@@ -39,6 +39,8 @@ def test_the_folder_holds_model_vocabulary_settings_and_card(studies: Path) -> N
     assert manifest["kind"] == "trial" and manifest["study"]["trial"] == best.number
     assert manifest["max_len"] == TINY["max_len"] and manifest["vocab_size"] == TINY["vocab_size"]
     assert manifest["threshold"] == best.user_attrs["threshold"]
+    # the attn space's models mask their padding: the predictor may cut each batch to its longest text
+    assert [m["any_length"] for m in manifest["models"]] == [True]
     assert len(manifest["label_names"]) == 50 and manifest["tokenizer"]["lowercase"] is True
     vocabulary = (export / "vocabulary.txt").read_text().split("\n")[:-1]
     assert vocabulary[:2] == ["<pad>", "<oov>"] and len(vocabulary) == TINY["vocab_size"]
@@ -63,6 +65,11 @@ def test_validation_through_the_export_equals_the_study(studies: Path) -> None:
     np.testing.assert_array_equal(predictor.vectorize(texts), dataset.x_valid)
     assert predictor.label_names == dataset.label_names
     prob = predictor.predict_proba(texts)
+    # batches of similar length give the padded batches' probabilities
+    from search.config import PREDICT_BATCH
+    from search.model import predict_probabilities
+    padded = predict_probabilities(predictor.models[0], dataset.x_valid, PREDICT_BATCH, any_length=False)
+    np.testing.assert_allclose(prob, padded, atol=1e-5)
     best = optuna.load_study(study_name=STUDY, storage=storage_url(studies)).best_trial
     assert best.value is not None
     assert f"{micro_f1(dataset.y_valid, prob, predictor.threshold):.4f}" == f"{best.value:.4f}"

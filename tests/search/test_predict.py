@@ -132,11 +132,14 @@ def _corrupt(folder: Path, case: str) -> None:
         (folder / "model-0.keras").write_bytes(b"not a zip archive")
         manifest["models"][0]["sha256"] = hashlib.sha256(b"not a zip archive").hexdigest()
         manifest_path.write_text(json.dumps(manifest))
-    elif case in ("version unknown", "weight not positive", "kind unknown", "export kind unknown"):
+    elif case in ("version unknown", "weight not positive", "kind unknown", "export kind unknown",
+                  "any_length not a boolean"):
         if case == "version unknown":
             manifest["version"] = 4
         elif case == "export kind unknown":
             manifest["kind"] = "ensemble"
+        elif case == "any_length not a boolean":
+            manifest["models"][0]["any_length"] = "yes"
         else:
             manifest["models"][0]["weight" if case == "weight not positive" else "kind"] = 0 if case == \
                 "weight not positive" else "onnx"
@@ -179,6 +182,8 @@ FOLDER_CASES = {
     "weight not positive": ("", ["export.json", "field 'models[0].weight'", "got 0", "positive integer"]),
     "kind unknown": ("", ["export.json", "field 'models[0].kind'", "'onnx'", "keras, tfidf-logreg"]),
     "export kind unknown": ("", ["export.json", "field 'kind'", "'ensemble'", "'trial' or 'final'"]),
+    "any_length not a boolean": ("", ["export.json", "field 'models[0].any_length'", "got 'yes'",
+                                      "expected true or false"]),
     "reference not a reference": ("", ["reference.npz", "cannot be read", "TF-IDF reference"]),
     "reference of other labels": ("", ["reference.npz", "shape (3, 2)", "expected (50, 2)"]),
     "label thresholds of the wrong length": ("", ["export.json", "field 'label_thresholds'",
@@ -212,11 +217,13 @@ def test_a_format_1_folder_is_still_read(export: Path, predictor: search._servin
     shutil.copytree(export, folder)
     manifest = json.loads((folder / "export.json").read_text())
     manifest["version"] = 1
-    manifest["models"] = [{k: v for k, v in m.items() if k not in ("kind", "weight")} for m in manifest["models"]]
+    manifest["models"] = [{k: v for k, v in m.items() if k not in ("kind", "weight", "any_length")}
+                          for m in manifest["models"]]
     (folder / "export.json").write_text(json.dumps(manifest))
     old = search.load_predictor(folder)
     assert old.manifest.kind == "trial" and [(m.kind, m.weight) for m in old.manifest.models] == [("keras", 1)]
-    np.testing.assert_array_equal(old.predict_proba(TEXTS), predictor.predict_proba(TEXTS))
+    assert predictor.manifest.models[0].any_length and not old.manifest.models[0].any_length  # padded batches
+    np.testing.assert_allclose(old.predict_proba(TEXTS), predictor.predict_proba(TEXTS), atol=1e-5)
 
 
 INPUT_CASES: dict[str, tuple[str, bytes, list[str]]] = {
