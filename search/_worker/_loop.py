@@ -205,7 +205,10 @@ def run_objective(study: optuna.Study, objective: RecordingObjective, *, target:
 
     def recorded(trial: optuna.Trial) -> float:
         try:
-            TrialRecord(worker=objective.environment).write(trial)
+            # Held: a stop request that lands while a slow store writes the worker (SQLite under load)
+            # would leave a failed trial that names no worker; deferred, it takes effect once written.
+            with interrupts_held():
+                TrialRecord(worker=objective.environment).write(trial)
             return objective(trial)
         except KeyboardInterrupt:  # the objective records this reason itself once it has sampled
             with interrupts_held():

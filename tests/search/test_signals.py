@@ -1,9 +1,16 @@
 """A worker asked to stop: a KeyboardInterrupt that Python swallows in a ``__del__`` is not printed as a
-traceback (the watchdog interrupts again), while other errors raised there still are."""
+traceback (the watchdog interrupts again), while other errors raised there still are; a stop request never
+cuts off what a trial records about itself."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
 
 SCRIPT = """
 from search._worker._signals import StopRequest
@@ -54,3 +61,39 @@ def test_a_stop_request_inside_a_held_block_takes_effect_when_it_ends() -> None:
     finally:
         signal.signal(signal.SIGINT, before)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class _InterruptedWhileWritingTheWorker(optuna.storages.InMemoryStorage):
+    """A store on which a stop request (SIGINT, handled in this thread) arrives while the worker is written."""
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        if key == "worker":
+            signal.raise_signal(signal.SIGINT)
+        super().set_trial_user_attr(trial_id, key, value)
+
+
+def test_a_stop_request_while_the_worker_is_written_leaves_a_trial_that_names_its_worker() -> None:
+    """A trial failed by a stop request says both why it stopped and which worker ran it."""
+    from search._worker._loop import run_objective
+    from search._worker._signals import StopRequest
+    from search.record import INTERRUPTED_REASON
+
+    class Objective:  # the loop's contract with the service's objective: its worker record, then a value
+        environment = {"host": "here", "pid": 1}
+
+        def __call__(self, trial: optuna.Trial) -> float:
+            raise AssertionError("the stop request comes first")
+
+    study = optuna.create_study(storage=_InterruptedWhileWritingTheWorker())
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        StopRequest(reinterrupt_seconds=600).install()
+        with pytest.raises(KeyboardInterrupt):
+            run_objective(study, Objective(), target=1, log=lambda _: None)  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["worker"] == Objective.environment
+    assert trial.user_attrs["failure_reason"] == INTERRUPTED_REASON
