@@ -29,7 +29,8 @@ COMMON_FIXED: Mapping[str, Any] = {"rnn_layers": 1, "bidirectional": True, "conv
 #: enqueued first so a new study's first trials are already competitive and TPE learns from them. One
 #: per kind of model the question compares: self-attention over the BiLSTM states, no attention at all
 #: (the control), per-label attention, attention over the convolution's positions (the equal-budget
-#: ablation's best single model: validation micro-F1 0.699 / 0.707 at two seeds, 70-80 s an epoch).
+#: ablation's best single model: validation micro-F1 0.700 / 0.706 / 0.700 at three seeds, about 23 s an
+#: epoch on an idle 2-core CPU).
 #: Each is enqueued as a strong-start trial (:attr:`search.record.TrialRecord.strong_start`), which the
 #: pruner never stops: they are the final ensemble's members of different kinds, whose errors differ
 #: (the ablation's models, one or two of each kind, made the first ensemble above 0.57 test macro-F1).
