@@ -17,7 +17,7 @@ from search.errors import ModelConfigError, StudyConfigError
 from search.model import resolve_params
 from spaces import SearchSpace
 
-__all__ = ["make_sampler", "make_pruner", "prepare_study", "StoredStudy", "read_study", "open_study",
+__all__ = ["make_sampler", "make_pruner", "prepare_study", "StoredStudy", "read_study", "recorded_config", "open_study",
            "trial_target", "study_exists", "require_study", "count_trials", "check_fixed_params", "check_pruner_steps",
            "RUN_CONFIG_ATTR", "CONTEXT_ATTR"]
 
@@ -190,16 +190,23 @@ class StoredStudy:
     pruner_steps: str | None = PRUNER_STEPS
 
 
+def recorded_config(study: optuna.Study, *, source: str) -> RunConfig:
+    """The run configuration the launcher recorded on a loaded ``study`` (refused if it was not made by the
+    launcher; ``source`` names it in the refusal)."""
+    raw = study.user_attrs.get(RUN_CONFIG_ATTR)
+    if raw is None:
+        raise StudyConfigError("was not created by search.launch (no run_config); expected a study it started",
+                               source=source)
+    return RunConfig.from_json(raw)
+
+
 def read_study(storage: optuna.storages.BaseStorage, name: str, *, source: str | None = None) -> StoredStudy:
     """The run configuration and space context of study ``name`` (refused if it is not in the storage or was
     not made by the launcher; ``source`` names the flag that gave the name in the refusal)."""
     source = source or f"study '{name}'"
     require_study(storage, name, source=source)
     summary = optuna.load_study(study_name=name, storage=storage)
-    if RUN_CONFIG_ATTR not in summary.user_attrs:
-        raise StudyConfigError("was not created by search.launch (no run_config); expected a study it started",
-                               source=source)
-    return StoredStudy(config=RunConfig.from_json(summary.user_attrs[RUN_CONFIG_ATTR]),
+    return StoredStudy(config=recorded_config(summary, source=source),
                        context=dict(summary.user_attrs.get(CONTEXT_ATTR, {})),
                        n_trials=len(summary.get_trials(deepcopy=False)),
                        pruner_steps=summary.user_attrs.get(PRUNER_STEPS_ATTR))

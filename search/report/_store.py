@@ -7,7 +7,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search._study import read_study, study_exists
+from search._study import recorded_config, require_study, study_exists
 from search.config import RunConfig
 from search.errors import StudyConfigError
 
@@ -40,8 +40,10 @@ def trial_value(trial: FrozenTrial) -> float:
 
 
 def _load(storage: Any, name: str, source: str) -> tuple[optuna.Study, RunConfig]:
-    config = read_study(storage, name, source=f"{source} '{name}'").config
-    return optuna.load_study(study_name=name, storage=storage), config
+    where = f"{source} '{name}'"
+    require_study(storage, name, source=where)
+    study = optuna.load_study(study_name=name, storage=storage)
+    return study, recorded_config(study, source=where)
 
 
 def open_sources(study_name: str, storage_flag: str | None, ablation_name: str | None) -> Sources:

@@ -163,13 +163,16 @@ def test_refusals_are_one_line_exit_2(studies: Path, tmp_path: Path, capsys: pyt
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     url = _copy_db(studies / "studies.db", tmp_path / "studies.db")
     _empty_study(url)
+    optuna.create_study(study_name="foreign", storage=url)  # made by plain Optuna: no run configuration
     elsewhere = tmp_path / "elsewhere"  # no studies.db here: the default storage does not exist
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
     cases = [
         (["--study", "nope", "--storage", url], "--study 'nope': no such study in the storage (studies there: "
-                                                "ablation, attn, empty)"),
+                                                "ablation, attn, empty, foreign)"),
+        (["--study", "foreign", "--storage", url], "--study 'foreign': was not created by search.launch "
+                                                   "(no run_config); expected a study it started"),
         (["--study", "empty", "--storage", url], "--study 'empty': has no complete trial (1 pruned)"),
         (["--study", "attn", "--storage", url, "--ablation-study", "nope"], "--ablation-study 'nope': no such study"),
         (["--study", "attn", "--storage", url, "--ablation-study", "attn"], "uses space 'attn', not 'ablation'"),
