@@ -30,6 +30,11 @@ print("still running")
 """
 
 
+# The watchdog a stop request starts (a daemon thread) would interrupt the test process again after this
+# long: longer than any suite run, so it never cuts off a later test in the same pytest worker.
+NEVER = 7 * 24 * 3600.0
+
+
 def test_an_interrupt_swallowed_in_a_finaliser_prints_nothing_other_errors_still_do() -> None:
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -46,7 +51,7 @@ def test_a_stop_request_inside_a_held_block_takes_effect_when_it_ends() -> None:
 
     from search._worker._signals import StopRequest, interrupts_held
 
-    stop = StopRequest(reinterrupt_seconds=600)
+    stop = StopRequest(reinterrupt_seconds=NEVER)
     before = signal.getsignal(signal.SIGINT)
     try:
         stop.install()
@@ -87,7 +92,7 @@ def test_a_stop_request_while_the_worker_is_written_leaves_a_trial_that_names_it
     study = optuna.create_study(storage=_InterruptedWhileWritingTheWorker())
     before = signal.getsignal(signal.SIGINT)
     try:
-        StopRequest(reinterrupt_seconds=600).install()
+        StopRequest(reinterrupt_seconds=NEVER).install()
         with pytest.raises(KeyboardInterrupt):
             run_objective(study, Objective(), target=1, log=lambda _: None)  # type: ignore[arg-type]
     finally:
