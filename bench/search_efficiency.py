@@ -7,8 +7,9 @@ LSTM width, bidirectional or not, pooling, learning rate, batch size) and the SA
 micro-F1 on the whole validation split after every epoch (``val_micro_f1_tuned``, written into the logs
 by the service's own ``ValidationF1`` callback, for keras-tuner as ``kt.Objective(..., "max")``):
 
-* ``service``: this service through its keras-tuner bridge (``search.kerastuner.run``): TPE and its
-  default pruner, Hyperband (min 1, max ``--max-epochs``, factor 3), SQLite store;
+* ``service``: this service through its keras-tuner bridge (``search.kerastuner.run``): TPE and the
+  Hyperband pruner (min 1, max ``--max-epochs``, factor 3; the service's default when this was measured,
+  kept here so the comparison with keras-tuner's Hyperband stays like for like), SQLite store;
 * ``service-nopruning``: the same without pruning;
 * ``random``: the service with Optuna's RandomSampler, no pruning;
 * ``kt-hyperband``: ``keras_tuner.Hyperband(max_epochs=--max-epochs, factor=3)``;

@@ -28,7 +28,7 @@ CONTEXT_ATTR = "space_context"
 SPACE_VERSION_ATTR = "space_version"
 FINGERPRINT_ATTR = "data_fingerprint"
 # What a trial's pruner step counts. Today: intervals of training documents (1..R within the first
-# epoch, then R more an epoch), so Hyperband's rungs fall at the same share of training in every trial.
+# epoch, then R more an epoch), so the pruner's rungs fall at the same share of training in every trial.
 # A study made before this was recorded may have counted otherwise (an epoch, or a report, in earlier
 # versions): where an epoch holds several intervals and a pruner compares trials, its intermediate
 # values may sit at other steps than today's trials', which would be pruned against the wrong rungs.

@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len", type=int, default=RunConfig.max_len, help="tokens per document")
     p.add_argument("--vocab-size", type=int, default=RunConfig.vocab_size, help="vocabulary size")
     p.add_argument("--pruner", choices=PRUNERS, default=None,
-                   help=f"pruner (default: {RunConfig.pruner}; none for the ablation study, whose comparison "
-                        "needs every trial's full budget)")
+                   help=f"pruner (default: {RunConfig.pruner} for a new study, none for the ablation study, whose "
+                        "comparison needs every trial's full budget; a resumed study keeps its own)")
     p.add_argument("--sampler", choices=SAMPLERS, default=RunConfig.sampler, help="sampler")
     p.add_argument("--seed", type=int, default=RunConfig.seed, help="base seed (trial seed = seed + trial number)")
     p.add_argument("--from-study", default=None, help="ablation: the study whose best trial fixes the parameters")
@@ -481,7 +481,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if space.name == ABLATION:
             options["source_study"] = _source_study(reader, args.from_study, url)
         context = space.prepare(None, **options)
-    known = context if context is not None else read_study(reader, args.study).context if reader else {}
+    stored = read_study(reader, args.study) if context is None and reader is not None else None
+    known = context if context is not None else stored.context if stored is not None else {}
+    if stored is not None and args.pruner is None:
+        # The default pruner has changed between versions: a study resumed without --pruner keeps the one
+        # it was created with, so the same command still resumes it.
+        config = dataclasses.replace(config, pruner=stored.config.pruner)
     config = with_default_budget(config, space, known)
     storage = reader if reader is not None else open_store()
     try:

@@ -39,9 +39,10 @@ class ValidationF1(keras.callbacks.Callback):
     epoch's end its values are written into ``logs`` for the callbacks after it.
 
     Why dense reports in the first epoch only: the pruner's first rungs (1 and 3 report intervals with
-    Hyperband's reduction factor 3) fall inside it, where a weak configuration on a long epoch is worth
-    stopping early; later rungs are epochs apart, and a report between them would only cost a
-    whole-validation pass (on full debtags50, about a third of an epoch's time at four reports an epoch).
+    successive halving's or Hyperband's reduction factor 3) fall inside it, where a weak configuration on
+    a long epoch is worth stopping early; later rungs are epochs apart, and a report between them would
+    only cost a whole-validation pass (on full debtags50, about a third of an epoch's time at four reports
+    an epoch).
 
     With a ``trial``, each report goes to its pruner at step ``training documents seen / interval``
     (the interval: an epoch's documents / ``reports_per_epoch``), so the pruner's resource is training

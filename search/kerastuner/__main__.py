@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use only the first N training documents (0: all)")
     p.add_argument("--max-len", type=int, default=RunConfig.max_len, help="tokens per document")
     p.add_argument("--vocab-size", type=int, default=RunConfig.vocab_size, help="vocabulary size")
-    p.add_argument("--pruner", choices=PRUNERS, default=RunConfig.pruner, help="pruner")
+    p.add_argument("--pruner", choices=PRUNERS, default=None,
+                   help=f"pruner (default: {RunConfig.pruner} for a new study; a resumed study keeps its own)")
     p.add_argument("--sampler", choices=("tpe", "random"), default=RunConfig.sampler, help="sampler")
     p.add_argument("--seed", type=int, default=RunConfig.seed, help="base seed (trial seed = seed + trial number)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -70,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the flags as run() will store them: refused here, before keras loads, if they cannot run
     config = RunConfig(study=args.study, space=PREFIX + args.hypermodel.strip(), data=args.data,
                        vocab_size=args.vocab_size, max_len=args.max_len, limit=args.limit or None, epochs=args.epochs,
-                       seed=args.seed, pruner=args.pruner, sampler=args.sampler, save_models=not args.no_save_models,
+                       seed=args.seed, pruner=args.pruner or RunConfig.pruner, sampler=args.sampler,
+                       save_models=not args.no_save_models,
                        fixed=fixed, trials=args.trials, timeout=args.timeout)
     resolve_storage_url(args.storage)
     dataset = load_dataset(config.data, config.data_settings())

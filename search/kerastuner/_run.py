@@ -1,6 +1,7 @@
 """``run(hypermodel, ...)``: a keras-tuner hypermodel as a study of this service, in this process."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ __all__ = ["run", "summary"]
 def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trials: int = DEFAULT_TRIALS,
         epochs: int = RunConfig.epochs, data: str = RunConfig.data, vocab_size: int = RunConfig.vocab_size,
         max_len: int = RunConfig.max_len, limit: int | None = RunConfig.limit, seed: int = RunConfig.seed,
-        pruner: str = RunConfig.pruner, sampler: str = RunConfig.sampler, fixed: Mapping[str, Any] | None = None,
+        pruner: str | None = None, sampler: str = RunConfig.sampler, fixed: Mapping[str, Any] | None = None,
         fit_kwargs: Mapping[str, Any] | None = None, timeout: float | None = None, save_models: bool = True,
         worker_index: int = 0, callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
         log: Callable[[str], None] = print) -> optuna.Study:
@@ -23,8 +24,9 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
 
     ``hypermodel``: a ``keras_tuner.HyperModel`` instance or subclass, a ``build(hp)`` function, or
     ``"module:attr"`` naming one. Everything else is the service's: the storage (``storage``, else
-    ``$OPTUNA_STORAGE``, else ``sqlite:///studies.db``), TPE and the Hyperband pruner on the
-    whole-validation tuned micro-F1 after every epoch (``val_micro_f1_tuned``), the trial records, the
+    ``$OPTUNA_STORAGE``, else ``sqlite:///studies.db``), TPE and the pruner (``pruner``; None: the
+    study's own when resuming, else the service's default, successive halving) on the whole-validation
+    tuned micro-F1 at every report (``val_micro_f1_tuned``), the trial records, the
     saved best model, the dashboard, and the worker's loop: a storage error pauses the run instead of
     ending it, and trials left RUNNING by dead processes on this machine are failed and re-queued.
     Stops when the study has ``n_trials`` complete or pruned trials (a resumed study counts its earlier
@@ -33,9 +35,9 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
     the same reason end the run with :class:`search._worker._loop.TrialsKeepFailing`. ``fit_kwargs`` are
     the other arguments a keras-tuner user gives ``tuner.search`` (``{"batch_size": 64}``); ``fixed``
     fixes hyperparameters by name. Resuming with another value of a setting that defines the study
-    (epochs, seed, pruner, sampler, fixed, save_models, data) is refused.
+    (epochs, seed, a given pruner, sampler, fixed, save_models, data) is refused.
     """
-    from search._study import open_study, prepare_study, read_study
+    from search._study import open_study, prepare_study, read_study, study_exists
     from search._worker._loop import run_objective
     from search.data import load_dataset
     from search.kerastuner._check import check_build
@@ -46,7 +48,7 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
 
     space = HyperModelSpace(hypermodel, fit_kwargs)
     config = RunConfig(study=study_name, space=space.name, data=data, vocab_size=vocab_size, max_len=max_len,
-                       limit=limit, epochs=epochs, seed=seed, pruner=pruner, sampler=sampler,
+                       limit=limit, epochs=epochs, seed=seed, pruner=pruner or RunConfig.pruner, sampler=sampler,
                        save_models=save_models, fixed=dict(fixed or {}), trials=n_trials, timeout=timeout)
     if sampler == "grid":
         space.grid({})  # refused: a hypermodel has no grid before it runs
@@ -59,7 +61,11 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
     else:
         check_build(hypermodel, config.fixed, dataset.n_labels)
     store = create_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period)
-    stored_fit = _stored_fit_kwargs(store, study_name)
+    before = read_study(store, study_name) if study_exists(store, study_name) else None
+    if before is not None and pruner is None:
+        # The default pruner has changed between versions: a study resumed without a pruner keeps its own.
+        config = dataclasses.replace(config, pruner=before.config.pruner)
+    stored_fit = dict(before.context.get("fit_kwargs", {})) if before is not None else None
     if space.fit_kwargs is not None and stored_fit is not None and space.fit_kwargs != stored_fit:
         raise StudyConfigError(f"was created with fit arguments {stored_fit}, got {space.fit_kwargs}; expected the "
                                "same to resume (or fit_kwargs=None)", source=f"study '{study_name}'",
@@ -73,15 +79,6 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
                           artifact_store_for(url) if save_models else None, log=log)
     run_objective(study, objective, target=n_trials, timeout=timeout, log=log, callbacks=callbacks)
     return study
-
-
-def _stored_fit_kwargs(storage: optuna.storages.BaseStorage, study_name: str) -> dict[str, Any] | None:
-    """The fit arguments a study of this name stored, or None when there is no such study yet."""
-    from search._study import read_study, study_exists
-
-    if not study_exists(storage, study_name):
-        return None
-    return dict(read_study(storage, study_name).context.get("fit_kwargs", {}))
 
 
 def summary(study: optuna.Study, top: int = 5) -> str:

@@ -95,7 +95,10 @@ def test_resume_and_refuse_changed_data(finished: Path, tmp_path: Path) -> None:
     work = tmp_path
     db = finished / "studies.db"
     (work / "studies.db").write_bytes(db.read_bytes())
-    before = len(_study(work / "studies.db").trials)
+    copy = _study(work / "studies.db")
+    before = len(copy.trials)
+    # a study made with another pruner (an earlier default, say) resumes without --pruner, keeping its own
+    copy.set_user_attr("run_config", copy.user_attrs["run_config"] | {"pruner": "median"})
     # --trials and --timeout may change: the study holds the new values, for every worker
     # (one more than the first launch's three trials and the strong start's fourth, still waiting: so the
     # resumed run samples a trial of its own)
@@ -104,6 +107,7 @@ def test_resume_and_refuse_changed_data(finished: Path, tmp_path: Path) -> None:
     assert "resuming study 'attn'" in result.stdout
     study = _study(work / "studies.db")
     assert study.user_attrs["run_config"]["trials"] == 5 and study.user_attrs["run_config"]["timeout"] == 600
+    assert study.user_attrs["run_config"]["pruner"] == "median"
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) >= 5
     assert len(study.trials) > before
     # resumed sampling does not repeat the first launch's start-up points

@@ -1,6 +1,8 @@
 """keras-tuner hypermodels, written as keras-tuner's documentation writes them, run unchanged as studies."""
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,25 @@ def test_resume_counts_earlier_trials_and_refuses_another_hypermodel(studies: di
         run(load_object(f"{DOC}:build_model"), study_name="fn", storage=studies["storage"], n_trials=4,
             fit_kwargs={"batch_size": 8}, log=_quiet, **TINY)
     assert len(studies["fn"].trials) == before  # refusals write nothing
+
+
+def test_a_resumed_study_keeps_its_own_pruner_unless_another_is_given(studies: dict[str, Any], tmp_path: Path) -> None:
+    """A study made with another pruner (an earlier version's default) resumes with ``pruner`` left out."""
+    # SQLite's backup, not a file copy: the store is still open in this process (its log not checkpointed)
+    with closing(sqlite3.connect(studies["work"] / "studies.db")) as source, \
+            closing(sqlite3.connect(tmp_path / "studies.db")) as target:
+        source.backup(target)
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    copy = optuna.load_study(study_name="fn", storage=storage)
+    copy.set_user_attr("run_config", copy.user_attrs["run_config"] | {"pruner": "median"})
+    again = run(load_object(f"{DOC}:build_model"), study_name="fn", storage=storage, n_trials=3, save_models=False,
+                log=_quiet, **TINY)
+    assert again.user_attrs["run_config"]["pruner"] == "median"
+    from search.errors import StudyConfigError
+
+    with pytest.raises(StudyConfigError, match="pruner='median', got 'sha'"):
+        run(load_object(f"{DOC}:build_model"), study_name="fn", storage=storage, n_trials=3, save_models=False,
+            pruner="sha", log=_quiet, **TINY)
 
 
 def test_replay_rebuilds_the_same_model(studies: dict[str, Any]) -> None:
