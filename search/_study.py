@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
@@ -19,7 +19,7 @@ from spaces import SearchSpace
 
 __all__ = ["make_sampler", "make_pruner", "prepare_study", "StoredStudy", "read_study", "recorded_config", "open_study",
            "trial_target", "study_exists", "require_study", "count_trials", "check_fixed_params", "check_pruner_steps",
-           "RUN_CONFIG_ATTR", "CONTEXT_ATTR"]
+           "with_stored_pruner", "RUN_CONFIG_ATTR", "CONTEXT_ATTR"]
 
 # The study's user attributes, written when the launcher creates the study (and the run configuration
 # again when a resumed launch changes a setting that may change).
@@ -210,6 +210,15 @@ def read_study(storage: optuna.storages.BaseStorage, name: str, *, source: str |
                        context=dict(summary.user_attrs.get(CONTEXT_ATTR, {})),
                        n_trials=len(summary.get_trials(deepcopy=False)),
                        pruner_steps=summary.user_attrs.get(PRUNER_STEPS_ATTR))
+
+
+def with_stored_pruner(config: RunConfig, stored: StoredStudy | None, given: str | None) -> RunConfig:
+    """``config`` with the pruner a resumed study was created with, where none was ``given``: the default
+    pruner has changed between versions (Hyperband, then successive halving), and the same command must
+    still resume a study made under the earlier default. A given pruner is compared as before."""
+    if stored is None or given is not None:
+        return config
+    return replace(config, pruner=stored.config.pruner)
 
 
 def open_study(storage: optuna.storages.BaseStorage, stored: StoredStudy, space: SearchSpace,

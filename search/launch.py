@@ -11,7 +11,8 @@ Every setting is stored on the study (its run configuration), where the workers 
 resumes the study. Resuming with another value of a flag that defines the study (the data and its
 settings, ``--epochs``, ``--pruner``, ``--sampler``, ``--seed``, ``--set``, ``--no-save-models``) is
 refused, writing nothing; ``--trials``, ``--timeout``, ``--memory-budget-gb`` and the heartbeat settings
-may change, and the study then holds the new values.
+may change, and the study then holds the new values. Without ``--pruner``, a resumed study keeps the
+pruner it was created with (the default has changed between versions).
 """
 from __future__ import annotations
 
@@ -431,7 +432,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import optuna
 
-    from search._study import check_fixed_params, prepare_study, read_study, study_exists, trial_target
+    from search._study import (
+        check_fixed_params,
+        prepare_study,
+        read_study,
+        study_exists,
+        trial_target,
+        with_stored_pruner,
+    )
     from search.data import embedding_matrix_for, load_dataset
     from search.kerastuner import HyperModelSpace, check_spec
     from storage import create_storage, mask_url, resolve_storage_url, sqlite_path, storage_source
@@ -483,11 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         context = space.prepare(None, **options)
     stored = read_study(reader, args.study) if context is None and reader is not None else None
     known = context if context is not None else stored.context if stored is not None else {}
-    if stored is not None and args.pruner is None:
-        # The default pruner has changed between versions: a study resumed without --pruner keeps the one
-        # it was created with, so the same command still resumes it.
-        config = dataclasses.replace(config, pruner=stored.config.pruner)
-    config = with_default_budget(config, space, known)
+    config = with_default_budget(with_stored_pruner(config, stored, args.pruner), space, known)
     storage = reader if reader is not None else open_store()
     try:
         study, created = prepare_study(storage, config, space, dataset.fingerprint,

@@ -1,7 +1,6 @@
 """``run(hypermodel, ...)``: a keras-tuner hypermodel as a study of this service, in this process."""
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -37,7 +36,7 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
     fixes hyperparameters by name. Resuming with another value of a setting that defines the study
     (epochs, seed, a given pruner, sampler, fixed, save_models, data) is refused.
     """
-    from search._study import open_study, prepare_study, read_study, study_exists
+    from search._study import open_study, prepare_study, read_study, study_exists, with_stored_pruner
     from search._worker._loop import run_objective
     from search.data import load_dataset
     from search.kerastuner._check import check_build
@@ -62,9 +61,7 @@ def run(hypermodel: Any, *, study_name: str, storage: str | None = None, n_trial
         check_build(hypermodel, config.fixed, dataset.n_labels)
     store = create_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period)
     before = read_study(store, study_name) if study_exists(store, study_name) else None
-    if before is not None and pruner is None:
-        # The default pruner has changed between versions: a study resumed without a pruner keeps its own.
-        config = dataclasses.replace(config, pruner=before.config.pruner)
+    config = with_stored_pruner(config, before, pruner)
     stored_fit = dict(before.context.get("fit_kwargs", {})) if before is not None else None
     if space.fit_kwargs is not None and stored_fit is not None and space.fit_kwargs != stored_fit:
         raise StudyConfigError(f"was created with fit arguments {stored_fit}, got {space.fit_kwargs}; expected the "
