@@ -28,8 +28,8 @@ SAMPLERS = ("tpe", "random", "grid")
 #: Finished trials a study aims at when neither ``--trials``, ``--timeout`` nor its space (a fixed design) says.
 DEFAULT_TRIALS = 12
 #: The launcher's wall-clock budget for an open-ended study given neither ``--trials`` nor ``--timeout``:
-#: on the 2-core CPU this buys one to four of the ``attn`` space's strong-start trials on full data
-#: (see the README's results), and the search ends with a model better than the TF-IDF reference.
+#: on the 2-core CPU this buys one to five full-data trials of the ``attn`` space, its strong start's four
+#: first (see the README's results), and the search ends with a model better than the TF-IDF reference.
 DEFAULT_BUDGET_SECONDS = 1200.0
 #: The trial target of a run bounded by its time budget alone: never the limit that ends it.
 BUDGETED_TRIALS = 100_000
