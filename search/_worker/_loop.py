@@ -162,6 +162,9 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             if stopper.failing is not None:
                 raise stopper.failing
             return stopper.finished
+        except KeyboardInterrupt:
+            _fail_stopped(study, log)
+            raise
         except Exception as exc:
             if error_in_chain(exc, UpdateFinishedTrialError) is not None or _told_a_finished_trial(exc):
                 # Another worker failed this trial as stale (its heartbeat came late, e.g. on a loaded
@@ -218,6 +221,27 @@ def run_objective(study: optuna.Study, objective: RecordingObjective, *, target:
 
     return run_trials(study, recorded, target=target, timeout=timeout, catch=(TrialFailure,), log=log,
                       gc_after_trial=True, parent_pid=parent_pid, stop=stop, callbacks=callbacks)
+
+
+def _fail_stopped(study: optuna.Study, log: Callable[[str], None]) -> None:
+    """Fail with the stop reason the trials a stop request left RUNNING in this process.
+
+    Optuna fails the trial whose objective the interrupt reached. One that lands inside ``study.ask()``
+    (the sampler's work, after the trial was set RUNNING and before the objective recorded its worker)
+    leaves that trial RUNNING with no worker record, which neither the launcher nor a later worker can
+    attribute to a stopped process. The storage remembers which trials this process set RUNNING.
+    """
+    with interrupts_held():  # the stop request's next interrupt must not cut these writes off
+        try:
+            for trial_id in own_running_trial_ids(study):
+                trial = study._storage.get_trial(trial_id)
+                if trial.state == TrialState.RUNNING and fail_and_retry(study, trial, INTERRUPTED_REASON,
+                                                                         retry=False):
+                    log(f"failed trial {trial.number}: stopped before its objective started")
+        except Exception as exc:  # the stop goes on: a store that fails now leaves it to heartbeats
+            if storage_error_in(exc) is None and error_in_chain(exc, UpdateFinishedTrialError) is None:
+                raise
+            log(f"could not fail the stopped trials ({describe_storage_error(exc)})")
 
 
 def _try_to_record(trial: optuna.Trial, reason: str) -> None:

@@ -102,3 +102,40 @@ def test_a_stop_request_while_the_worker_is_written_leaves_a_trial_that_names_it
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["worker"] == Objective.environment
     assert trial.user_attrs["failure_reason"] == INTERRUPTED_REASON
+
+
+class _InterruptedWhileSampling(optuna.samplers.RandomSampler):
+    """A sampler during whose work (inside ``study.ask()``, the trial already RUNNING) a stop request arrives."""
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_a_stop_request_inside_ask_fails_the_trial_it_left_running(tmp_path: Any) -> None:
+    """Before the objective has recorded its worker, nobody else could attribute the trial to a stopped
+    process: the worker fails it itself, with the stop's reason, on its way out."""
+    from search._worker._loop import run_objective
+    from search._worker._signals import StopRequest
+    from search.record import INTERRUPTED_REASON
+    from storage import create_storage
+
+    class Objective:
+        environment = {"host": "here", "pid": 1}
+
+        def __call__(self, trial: optuna.Trial) -> float:
+            raise AssertionError("the stop request comes first")
+
+    storage = create_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    study = optuna.create_study(study_name="stopped", storage=storage, sampler=_InterruptedWhileSampling(seed=0))
+    study.enqueue_trial({"x": 1.0})  # popped from the queue, as the strong start's trials are
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        StopRequest(reinterrupt_seconds=NEVER).install()
+        with pytest.raises(KeyboardInterrupt):
+            run_objective(study, Objective(), target=1, log=lambda _: None)  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    (trial,) = optuna.load_study(study_name="stopped", storage=storage).get_trials()
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["failure_reason"] == INTERRUPTED_REASON
