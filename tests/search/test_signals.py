@@ -68,6 +68,30 @@ def test_a_stop_request_inside_a_held_block_takes_effect_when_it_ends() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+class _StoppedFirst:
+    """The loop's contract with the service's objective (its worker record, then a value), never reached."""
+
+    environment = {"host": "here", "pid": 1}
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        raise AssertionError("the stop request comes first")
+
+
+def _stopped_run(study: optuna.Study) -> None:
+    """Run the worker's loop on ``study`` with the stop request installed; the stop must end it."""
+    from search._worker._loop import run_objective
+    from search._worker._signals import StopRequest
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        StopRequest(reinterrupt_seconds=NEVER).install()
+        with pytest.raises(KeyboardInterrupt):
+            run_objective(study, _StoppedFirst(), target=1, log=lambda _: None)  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class _InterruptedWhileWritingTheWorker(optuna.storages.InMemoryStorage):
     """A store on which a stop request (SIGINT, handled in this thread) arrives while the worker is written."""
 
@@ -79,28 +103,13 @@ class _InterruptedWhileWritingTheWorker(optuna.storages.InMemoryStorage):
 
 def test_a_stop_request_while_the_worker_is_written_leaves_a_trial_that_names_its_worker() -> None:
     """A trial failed by a stop request says both why it stopped and which worker ran it."""
-    from search._worker._loop import run_objective
-    from search._worker._signals import StopRequest
     from search.record import INTERRUPTED_REASON
 
-    class Objective:  # the loop's contract with the service's objective: its worker record, then a value
-        environment = {"host": "here", "pid": 1}
-
-        def __call__(self, trial: optuna.Trial) -> float:
-            raise AssertionError("the stop request comes first")
-
     study = optuna.create_study(storage=_InterruptedWhileWritingTheWorker())
-    before = signal.getsignal(signal.SIGINT)
-    try:
-        StopRequest(reinterrupt_seconds=NEVER).install()
-        with pytest.raises(KeyboardInterrupt):
-            run_objective(study, Objective(), target=1, log=lambda _: None)  # type: ignore[arg-type]
-    finally:
-        signal.signal(signal.SIGINT, before)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _stopped_run(study)
     (trial,) = study.get_trials()
     assert trial.state == TrialState.FAIL
-    assert trial.user_attrs["worker"] == Objective.environment
+    assert trial.user_attrs["worker"] == _StoppedFirst.environment
     assert trial.user_attrs["failure_reason"] == INTERRUPTED_REASON
 
 
@@ -114,28 +123,13 @@ class _InterruptedWhileSampling(optuna.samplers.RandomSampler):
 def test_a_stop_request_inside_ask_fails_the_trial_it_left_running(tmp_path: Any) -> None:
     """Before the objective has recorded its worker, nobody else could attribute the trial to a stopped
     process: the worker fails it itself, with the stop's reason, on its way out."""
-    from search._worker._loop import run_objective
-    from search._worker._signals import StopRequest
     from search.record import INTERRUPTED_REASON
     from storage import create_storage
-
-    class Objective:
-        environment = {"host": "here", "pid": 1}
-
-        def __call__(self, trial: optuna.Trial) -> float:
-            raise AssertionError("the stop request comes first")
 
     storage = create_storage(f"sqlite:///{tmp_path / 'studies.db'}")
     study = optuna.create_study(study_name="stopped", storage=storage, sampler=_InterruptedWhileSampling(seed=0))
     study.enqueue_trial({"x": 1.0})  # popped from the queue, as the strong start's trials are
-    before = signal.getsignal(signal.SIGINT)
-    try:
-        StopRequest(reinterrupt_seconds=NEVER).install()
-        with pytest.raises(KeyboardInterrupt):
-            run_objective(study, Objective(), target=1, log=lambda _: None)  # type: ignore[arg-type]
-    finally:
-        signal.signal(signal.SIGINT, before)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _stopped_run(study)
     (trial,) = optuna.load_study(study_name="stopped", storage=storage).get_trials()
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["failure_reason"] == INTERRUPTED_REASON
