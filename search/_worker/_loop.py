@@ -229,7 +229,8 @@ def _fail_stopped(study: optuna.Study, log: Callable[[str], None]) -> None:
     Optuna fails the trial whose objective the interrupt reached. One that lands inside ``study.ask()``
     (the sampler's work, after the trial was set RUNNING and before the objective recorded its worker)
     leaves that trial RUNNING with no worker record, which neither the launcher nor a later worker can
-    attribute to a stopped process. The storage remembers which trials this process set RUNNING.
+    attribute to a stopped process; so does a later interrupt that cuts off Optuna's own write of the
+    failure. The storage remembers which trials this process set RUNNING.
     """
     with interrupts_held():  # the stop request's next interrupt must not cut these writes off
         try:
@@ -237,7 +238,7 @@ def _fail_stopped(study: optuna.Study, log: Callable[[str], None]) -> None:
                 trial = study._storage.get_trial(trial_id)
                 if trial.state == TrialState.RUNNING and fail_and_retry(study, trial, INTERRUPTED_REASON,
                                                                          retry=False):
-                    log(f"failed trial {trial.number}: stopped before its objective started")
+                    log(f"failed trial {trial.number}, which the stop left running")
         except Exception as exc:  # the stop goes on: a store that fails now leaves it to heartbeats
             if storage_error_in(exc) is None and error_in_chain(exc, UpdateFinishedTrialError) is None:
                 raise
