@@ -5,17 +5,19 @@
 1. Search: ``python -m search.launch --study attn --timeout MINUTES*60`` with the main command's other
    defaults (whole training split, strong start, pruning inside epochs, early stopping) into
    ``DIR/studies.db``; both cores (one TensorFlow worker, which spreads over them).
-2. Finalize: ``python -m search.finalize --study attn``: the greedy ensemble of the saved top trials and
-   the best configuration refit on train + validation.
+2. Finalize: ``python -m search.finalize --study attn``: the greedy ensemble of the saved top trials,
+   the best configuration refit on train + validation, and the ensemble with its members refit so.
 3. Report: ``search.report.make_report``: the TF-IDF + logistic regression reference on the raw text,
-   and test micro-F1 / macro-F1 of the best single model, the ensemble and the refit, each with its paired
-   bootstrap 95% interval against the reference (over test documents).
-4. Use: ``python -m search.export --study attn --final ensemble`` into ``DIR/final-model``, then the
-   test split's raw text through that folder alone (``search.load_predictor``): its test micro-F1 is
-   compared with the report's ensemble row, and the folder's size and documents per second are printed.
+   and test micro-F1 / macro-F1 of the best single model, the ensemble, the refit and the ensemble refit,
+   each with its paired bootstrap 95% interval against the reference (over test documents).
+4. Use: ``python -m search.export --study attn --final ensemble`` (``--export NAME``: another final
+   model) into ``DIR/final-model``, then the test split's raw text through that folder alone
+   (``search.load_predictor``): its test micro-F1 is compared with the report's row of that final model,
+   and the folder's size and documents per second are printed.
 
 ``--reuse``: skip the search when ``DIR/studies.db`` already holds a finished study (to finalize and
-report a run again; ``--finalize-arg=--no-refit`` keeps the refit already recorded). Prints the table
+report a run again; ``--finalize-arg=--no-refit`` keeps the refit already recorded, and
+``--finalize-arg=--no-ensemble`` the ensemble, which the ensemble refit then refits). Prints the table
 and the targets (best single >= 0.70 test micro-F1; final >= 0.725 micro-F1 and >= 0.57 macro-F1 with
 the interval's lower end above 0); record it in BENCHMARKS.md.
 """
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finalize-arg", action="append", default=[],
                         help="extra search.finalize flag (repeat); --finalize-arg=--no-refit with --reuse keeps "
                         "the refit already recorded")
+    parser.add_argument("--export", default="ensemble", choices=("ensemble", "refit", "refit-ensemble"),
+                        help="the final model step 4 exports and checks")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out.resolve()
@@ -91,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                and r["low"] > 0)
         print(f"{r['model']}: >= {TARGET_FINAL_MICRO} micro, >= {TARGET_FINAL_MACRO} macro, CI above 0: "
               f"{'met' if met else 'missed'}")
-    # the first ensemble row is what its export decides with (per-label thresholds where it has them)
-    ensemble_rows = [r for r, final in zip(rows[1:], report.finals, strict=True) if final.kind == "ensemble"]
-    used = _use_the_export(out, storage, seconds, ensemble_rows[0] if ensemble_rows else None)
+    # a final model's first row is what its export decides with (per-label thresholds where it has them)
+    final_rows = [r for r, final in zip(rows[1:], report.finals, strict=True) if final.kind == args.export]
+    used = _use_the_export(out, storage, seconds, args.export, final_rows[0] if final_rows else None)
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "reference": reference.metrics, "seconds": seconds,
@@ -101,21 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _use_the_export(out: Path, storage: str, seconds: dict[str, float],
-                    ensemble: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The final ensemble as a user gets it: exported, then the raw test text through the folder alone;
-    its test micro-F1 must be the report's (which scored the same models from the study's token ids)."""
+def _use_the_export(out: Path, storage: str, seconds: dict[str, float], which: str,
+                    row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The final model ``which`` as a user gets it: exported, then the raw test text through the folder
+    alone; its test micro-F1 must be the report's (which scored the same models from the study's token
+    ids)."""
     import search
     from search._study import read_study
     from search.data import load_dataset, load_texts
     from search.metrics import evaluate
     from storage import create_storage
 
-    if ensemble is None:
-        print("\nno ensemble to export (search.finalize ran with --no-ensemble)")
+    if row is None:
+        print(f"\nno final {which} to export (search.finalize did not make one)")
         return None
     folder = out / "final-model"
-    seconds["export"] = _run("search.export", "--study", STUDY, "--storage", storage, "--final", "ensemble",
+    seconds["export"] = _run("search.export", "--study", STUDY, "--storage", storage, "--final", which,
                              "--out", str(folder), "--force", cwd=out)
     config = read_study(create_storage(storage), STUDY).config
     texts = load_texts(config.data, config.data_settings())
@@ -127,10 +132,10 @@ def _use_the_export(out: Path, storage: str, seconds: dict[str, float],
     predict_s = time.perf_counter() - start
     metrics = evaluate(y_test, prob, predictor.thresholds)  # what the folder decides with
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
-    same = abs(metrics["micro_f1"] - ensemble["test_micro_f1"]) < 5e-4
-    print(f"\nthe exported ensemble ({folder}, {size:.0f} MB, {len(predictor.models)} models): test micro-F1 "
+    same = abs(metrics["micro_f1"] - row["test_micro_f1"]) < 5e-4
+    print(f"\nthe exported {which} ({folder}, {size:.0f} MB, {len(predictor.models)} models): test micro-F1 "
           f"{metrics['micro_f1']:.4f}, macro-F1 {metrics['macro_f1']:.4f} from raw text, "
-          f"{len(prob) / predict_s:.0f} documents/s; the report: {ensemble['test_micro_f1']:.4f} "
+          f"{len(prob) / predict_s:.0f} documents/s; the report: {row['test_micro_f1']:.4f} "
           f"({'the same' if same else 'DIFFERENT'})")
     return {"test_micro_f1": metrics["micro_f1"], "test_macro_f1": metrics["macro_f1"], "megabytes": size,
             "docs_per_second": len(prob) / predict_s, "same_as_report": same}

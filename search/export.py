@@ -3,8 +3,8 @@
 The folder holds the Keras model, the vocabulary and tokeniser settings, ``max_len``, the tuned threshold,
 the label names and a model card; ``python -m search.predict DIR`` and ``search.load_predictor(DIR)`` use
 it without the study, its store or the data cache. ``--final`` exports what ``search.finalize`` made
-instead: the greedy ensemble (its models, their weights, the TF-IDF reference where it joined) or the
-refit model.
+instead: the greedy ensemble (its models, their weights, the TF-IDF reference where it joined), the
+refit model, or the ensemble with its members refit.
 """
 from __future__ import annotations
 
@@ -42,9 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--trial", type=_trial_number, metavar="N",
                        help="the trial to export (default: the best trial)")
     # const True (not a string) marks a bare --final: argparse checks only string values with the type
-    which.add_argument("--final", nargs="?", const=True, type=_final_model, metavar="{ensemble,refit}",
-                       help="the study's final model, made by python -m search.finalize: its ensemble or its refit "
-                       "(a bare --final: the ensemble where it has one, else the refit)")
+    which.add_argument("--final", nargs="?", const=True, type=_final_model, metavar="{ensemble,refit,refit-ensemble}",
+                       help="the study's final model, made by python -m search.finalize: its ensemble, its refit or "
+                       "its ensemble refit on train + valid (a bare --final: the ensemble where it has one, else the "
+                       "refit)")
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to create (new or empty)")
     p.add_argument("--force", action="store_true", help="replace DIR when it holds an earlier export")
     p.add_argument("--artifacts", metavar="DIR", help="artifact folder with the saved models (default: as the "

@@ -3,8 +3,9 @@
 (a) The greedy ensemble of its best trials' saved models, selected on the validation split (forward
 selection over averaged probabilities, one global tuned threshold; the TF-IDF reference may join it;
 then per-label thresholds: the global one shrunk toward each label's best by the factor whose
-cross-fitted micro-F1 on validation is best), and (b) its best configuration refit on train + validation for
-the trial's best number of epochs. Both are recorded on the study (the refit model as a study artifact);
+cross-fitted micro-F1 on validation is best), (b) its best configuration refit on train + validation for
+the trial's best number of epochs, and (c) the ensemble with each deep member refit so, its picks and
+thresholds kept. All are recorded on the study (the refit models as study artifacts);
 ``python -m search.report`` scores them on the test split beside the best single trial and the TF-IDF
 reference. Running it again replaces them.
 The test split is never read.
@@ -40,8 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "the validation score)")
     p.add_argument("--one-threshold", action="store_true", help="the ensemble decides with its global threshold "
                    "alone (default: per-label thresholds, shrunk toward it by cross-fitting on validation)")
-    p.add_argument("--no-ensemble", action="store_true", help="only the refit")
-    p.add_argument("--no-refit", action="store_true", help="only the ensemble (no training)")
+    p.add_argument("--no-ensemble", action="store_true", help="no ensemble selection (the ensemble refit, if any, "
+                   "refits the ensemble recorded earlier)")
+    p.add_argument("--no-refit", action="store_true", help="no refit of the best trial")
+    p.add_argument("--no-refit-ensemble", action="store_true", help="no refit of the ensemble's members (each trains "
+                   "about as long as the refit)")
     return p
 
 
@@ -51,11 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search._final._finalize import finalize_study
     from search.errors import StudyConfigError
 
-    if args.no_ensemble and args.no_refit:
-        raise StudyConfigError("and --no-refit leave nothing to do; expected at most one of them",
-                               source="--no-ensemble")
+    if args.no_ensemble and args.no_refit and args.no_refit_ensemble:
+        raise StudyConfigError("with --no-refit and --no-refit-ensemble leaves nothing to do; expected at most two "
+                               "of them", source="--no-ensemble")
     done = finalize_study(args.study, storage=args.storage, artifacts=args.artifacts, ensemble=not args.no_ensemble,
-                          refit=not args.no_refit, candidates=args.candidates, max_size=args.ensemble_size,
+                          refit=not args.no_refit, refit_ensemble=not args.no_refit_ensemble,
+                          candidates=args.candidates, max_size=args.ensemble_size,
                           with_reference=not args.no_reference, label_thresholds=not args.one_threshold)
     for line in done.skipped:
         print(f"left out of the ensemble: {line}")
@@ -64,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(best single {done.ensemble.best_single_valid_micro_f1:.4f})")
     if done.refit is not None:
         print(f"study '{args.study}': {done.refit.name}, {done.refit.seconds:.0f} s")
+    if done.refit_ensemble is not None:
+        print(f"study '{args.study}': {done.refit_ensemble.name}, {done.refit_ensemble.seconds:.0f} s")
     print(f"score them on the test split: python -m search.report --study {args.study}")
     print(f"use one on new text: python -m search.export --study {args.study} --final"
           f"{' refit' if done.ensemble is None else ''} --out DIR")

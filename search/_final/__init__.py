@@ -1,7 +1,18 @@
-"""A study's final models: the greedy ensemble of its best trials and the best configuration refit on
-train + validation (``python -m search.finalize``); recorded on the study, scored by the report."""
+"""A study's final models: the greedy ensemble of its best trials, the best configuration refit on
+train + validation, and the ensemble with its members refit so (``python -m search.finalize``); recorded
+on the study, scored by the report."""
 from __future__ import annotations
 
-from search._final._record import FINAL_CHOICES, FinalEnsemble, FinalRefit, read_ensemble, read_refit
+from search._final._record import (
+    FINAL_CHOICES,
+    FinalEnsemble,
+    FinalModel,
+    FinalRefit,
+    FinalRefitEnsemble,
+    read_ensemble,
+    read_refit,
+    read_refit_ensemble,
+)
 
-__all__ = ["FINAL_CHOICES", "FinalEnsemble", "FinalRefit", "read_ensemble", "read_refit"]
+__all__ = ["FINAL_CHOICES", "FinalEnsemble", "FinalModel", "FinalRefit", "FinalRefitEnsemble", "read_ensemble",
+           "read_refit", "read_refit_ensemble"]

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from search._final._ensemble import MAX_SIZE, REFERENCE, greedy_selection
-from search._final._record import FinalEnsemble, FinalRefit, write_final
+from search._final._record import (
+    FinalEnsemble,
+    FinalRefit,
+    FinalRefitEnsemble,
+    clear_final,
+    read_ensemble,
+    read_refit,
+    write_final,
+)
 from search._final._thresholds import FOLDS, shrunk_label_thresholds
 from search.config import ENSEMBLE_CANDIDATES
 from search.errors import StudyConfigError
@@ -28,6 +36,7 @@ class Finalized:
     ensemble: FinalEnsemble | None
     refit: FinalRefit | None
     skipped: list[str]
+    refit_ensemble: FinalRefitEnsemble | None = None
 
 
 def _stderr(message: str) -> None:
@@ -35,11 +44,15 @@ def _stderr(message: str) -> None:
 
 
 def finalize_study(study_name: str, *, storage: str | None = None, artifacts: str | None = None,
-                   ensemble: bool = True, refit: bool = True, candidates: int = ENSEMBLE_CANDIDATES,
+                   ensemble: bool = True, refit: bool = True, refit_ensemble: bool = True,
+                   candidates: int = ENSEMBLE_CANDIDATES,
                    max_size: int = MAX_SIZE, with_reference: bool = True, label_thresholds: bool = True,
                    log: Callable[[str], None] = _stderr) -> Finalized:
-    """Select the greedy ensemble of the study's saved top trials on the validation split and refit its
-    best configuration on train + valid; record both on the study (:mod:`search._final._record`).
+    """Select the greedy ensemble of the study's saved top trials on the validation split, refit its
+    best configuration on train + valid, and (``refit_ensemble``) refit the ensemble's deep members so
+    too; record each on the study (:mod:`search._final._record`). The ensemble refit uses the ensemble
+    selected now, else the one recorded earlier (none: it is left out, with a log line), and the best
+    trial's refit made now or recorded earlier where that trial is a member.
 
     ``with_reference``: the TF-IDF + logistic regression reference is one more candidate of the
     ensemble (fitted on the training split, 30 s on debtags50): its errors are unlike a deep model's, so
@@ -131,15 +144,40 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
     final_refit = None
     if refit:
         from search._final._refit import refit_best
-        from search.data import embedding_matrix_for
-        from search.kerastuner import HyperModelSpace
 
-        embedding = None if isinstance(space, HyperModelSpace) else embedding_matrix_for(dataset, config.embedding_dim)
         final_refit = refit_best(study, complete[0], config=config, space=space, context=stored.context,
-                                 dataset=dataset, embedding=embedding, artifact_store=store, log=log)
+                                 dataset=dataset, embedding=_embedding(space, dataset, config), artifact_store=store,
+                                 log=log)
         write_final(study, final_refit)
         log(f"{final_refit.name}: {final_refit.seconds:.0f} s")
-    return Finalized(study=study_name, ensemble=final_ensemble, refit=final_refit, skipped=skipped)
+    final_refit_ensemble = None
+    if refit_ensemble:
+        chosen = final_ensemble or read_ensemble(study)
+        if chosen is None:
+            log("no ensemble refit: the study has no final ensemble (finalize without --no-ensemble selects one)")
+        else:
+            from search._final._refit import refit_ensemble as refit_members
+
+            trials = {t.number: t for t in complete}
+            final_refit_ensemble = refit_members(study, chosen, trials, done=final_refit or read_refit(study),
+                                                 config=config, space=space, context=stored.context, dataset=dataset,
+                                                 embedding=_embedding(space, dataset, config), artifact_store=store,
+                                                 log=log)
+            write_final(study, final_refit_ensemble)
+            log(f"{final_refit_ensemble.name}: {final_refit_ensemble.seconds:.0f} s")
+    elif final_ensemble is not None and clear_final(study, FinalRefitEnsemble):
+        # its members and thresholds were the replaced ensemble's: kept, it would no longer be this one refit
+        log("the ensemble refit recorded earlier is forgotten: it refit the ensemble selected before this one")
+    return Finalized(study=study_name, ensemble=final_ensemble, refit=final_refit, skipped=skipped,
+                     refit_ensemble=final_refit_ensemble)
+
+
+def _embedding(space: Any, dataset: Dataset, config: RunConfig) -> np.ndarray | None:
+    """The word2vec matrix a refit builds with (a keras-tuner space brings its own embedding)."""
+    from search.data import embedding_matrix_for
+    from search.kerastuner import HyperModelSpace
+
+    return None if isinstance(space, HyperModelSpace) else embedding_matrix_for(dataset, config.embedding_dim)
 
 
 def _study_data(study: Any, config: RunConfig) -> Dataset:

@@ -1,6 +1,7 @@
-"""What ``search.finalize`` records on a study: its ensemble and its refit model (one schema, keras-free).
+"""What ``search.finalize`` records on a study: its ensemble, its refit model and its ensemble refit (one
+schema, keras-free).
 
-Both are study user attributes (JSON), beside the artifact of the refit model; the ensemble's members
+Each is a study user attribute (JSON), beside the artifacts of the refit models; the ensemble's members
 are the trials' own saved models, named by trial number.
 """
 from __future__ import annotations
@@ -13,32 +14,24 @@ import optuna
 
 from search.errors import StudyConfigError
 
-__all__ = ["ENSEMBLE_ATTR", "FINAL_CHOICES", "REFIT_ATTR", "FinalEnsemble", "FinalRefit", "read_ensemble", "read_refit"]
+__all__ = ["ENSEMBLE_ATTR", "FINAL_CHOICES", "REFIT_ATTR", "REFIT_ENSEMBLE_ATTR", "FinalEnsemble", "FinalModel",
+           "FinalRefit", "FinalRefitEnsemble", "clear_final", "read_ensemble", "read_refit", "read_refit_ensemble"]
 
 ENSEMBLE_ATTR = "final_ensemble"
 REFIT_ATTR = "final_refit"
+REFIT_ENSEMBLE_ATTR = "final_refit_ensemble"
 #: The final models a study can have, by the name a user asks for them (``search.export --final NAME``).
-FINAL_CHOICES = ("ensemble", "refit")
+FINAL_CHOICES = ("ensemble", "refit", "refit-ensemble")
 
 
-@dataclass(frozen=True)
-class FinalEnsemble:
-    """The greedy ensemble: ``members`` (trial numbers, a trial once per time it was picked: its weight)
-    and ``reference_picks`` times the TF-IDF reference's probabilities (:mod:`search.reference`, refit on
-    the study's training split: it is deterministic), averaged, one global ``threshold`` tuned on
-    validation (selection scores with it). ``label_thresholds``: one per label, the global one shrunk
-    toward each label's best (:mod:`search._final._thresholds`), what the ensemble decides with once
-    selected; empty: the global threshold for every label."""
+class _Averaged:
+    """What an average of picked trials (and the TF-IDF reference) decides with; the fields are the
+    dataclasses' below."""
 
     members: tuple[int, ...]
+    reference_picks: int
     threshold: float
-    valid_micro_f1: float  # of the averaged probabilities, at ``threshold`` (selected on validation too)
-    best_single_valid_micro_f1: float
-    candidates: tuple[int, ...]  # the trials selection could pick from
-    steps: tuple[float, ...] = ()  # validation micro-F1 after each pick
-    reference_picks: int = 0  # 0: deep models only (and every ensemble finalized before the reference could join)
-    label_thresholds: tuple[float, ...] = ()
-    label_threshold_shrink: float | None = None  # chosen by cross-fitting over the validation documents
+    label_thresholds: tuple[float, ...]
 
     def decision(self) -> float | tuple[float, ...]:
         """What a label's mean probability must reach: the per-label thresholds where there are, else the
@@ -61,6 +54,26 @@ class FinalEnsemble:
 
 
 @dataclass(frozen=True)
+class FinalEnsemble(_Averaged):
+    """The greedy ensemble: ``members`` (trial numbers, a trial once per time it was picked: its weight)
+    and ``reference_picks`` times the TF-IDF reference's probabilities (:mod:`search.reference`, refit on
+    the study's training split: it is deterministic), averaged, one global ``threshold`` tuned on
+    validation (selection scores with it). ``label_thresholds``: one per label, the global one shrunk
+    toward each label's best (:mod:`search._final._thresholds`), what the ensemble decides with once
+    selected; empty: the global threshold for every label."""
+
+    members: tuple[int, ...]
+    threshold: float
+    valid_micro_f1: float  # of the averaged probabilities, at ``threshold`` (selected on validation too)
+    best_single_valid_micro_f1: float
+    candidates: tuple[int, ...]  # the trials selection could pick from
+    steps: tuple[float, ...] = ()  # validation micro-F1 after each pick
+    reference_picks: int = 0  # 0: deep models only (and every ensemble finalized before the reference could join)
+    label_thresholds: tuple[float, ...] = ()
+    label_threshold_shrink: float | None = None  # chosen by cross-fitting over the validation documents
+
+
+@dataclass(frozen=True)
 class FinalRefit:
     """The best configuration trained again on train + validation for the trial's best number of epochs
     (at its seed); its threshold is the trial's tuned one, as no held-out split is left to tune it."""
@@ -77,6 +90,42 @@ class FinalRefit:
         return f"refit of trial {self.trial} on train + valid ({self.epochs} epoch{'s' if self.epochs != 1 else ''})"
 
 
+@dataclass(frozen=True)
+class FinalRefitEnsemble(_Averaged):
+    """The final ensemble with each deep member trained again on train + validation, as the refit is
+    (its trial's parameters, seed and best number of epochs): the same picks, weights and thresholds,
+    which were chosen on validation with the members as they were, since no held-out split is left to
+    choose them again. The TF-IDF reference stays the one fitted on the training split (the ensemble's
+    own); ``artifact_ids`` and ``epochs``: one per distinct member, in :meth:`weights` order."""
+
+    members: tuple[int, ...]
+    artifact_ids: tuple[str, ...]
+    epochs: tuple[int, ...]
+    threshold: float
+    train_documents: int
+    seconds: float  # training time of the members refit for it (a member the refit already trained: 0)
+    reference_picks: int = 0
+    label_thresholds: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        distinct = len(self.weights())
+        if len(self.artifact_ids) != distinct or len(self.epochs) != distinct:
+            raise ValueError(f"{len(self.artifact_ids)} artifact ids and {len(self.epochs)} epoch counts for "
+                             f"{distinct} distinct members; expected one each")
+
+    @property
+    def name(self) -> str:
+        return super().name + " refit on train + valid"
+
+    def artifacts(self) -> dict[int, str]:
+        """Each distinct member's refit model, by trial number."""
+        return dict(zip(self.weights(), self.artifact_ids, strict=True))
+
+
+#: Any of a study's final models.
+FinalModel = FinalEnsemble | FinalRefit | FinalRefitEnsemble
+
+
 def _read(study: optuna.Study, attr: str, cls: type) -> Any:
     raw = study.user_attrs.get(attr)
     if raw is None:
@@ -85,7 +134,7 @@ def _read(study: optuna.Study, attr: str, cls: type) -> Any:
     try:
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names}
         return cls(**values)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise StudyConfigError(f"user attribute {attr} is not what search.finalize writes ({exc}); expected "
                                "python -m search.finalize to be run again", source=f"study '{study.study_name}'"
                                ) from None
@@ -99,6 +148,24 @@ def read_refit(study: optuna.Study) -> FinalRefit | None:
     return _read(study, REFIT_ATTR, FinalRefit)
 
 
-def write_final(study: optuna.Study, final: FinalEnsemble | FinalRefit) -> None:
-    attr = ENSEMBLE_ATTR if isinstance(final, FinalEnsemble) else REFIT_ATTR
+def read_refit_ensemble(study: optuna.Study) -> FinalRefitEnsemble | None:
+    return _read(study, REFIT_ENSEMBLE_ATTR, FinalRefitEnsemble)
+
+
+_ATTRS: dict[type, str] = {FinalEnsemble: ENSEMBLE_ATTR, FinalRefit: REFIT_ATTR,
+                           FinalRefitEnsemble: REFIT_ENSEMBLE_ATTR}
+
+
+def clear_final(study: optuna.Study, kind: type[FinalEnsemble | FinalRefit | FinalRefitEnsemble]) -> bool:
+    """Forget the study's final model of ``kind`` (Optuna keeps a user attribute once set: it becomes null,
+    which reads as none); whether there was one."""
+    attr = _ATTRS[kind]
+    if study.user_attrs.get(attr) is None:
+        return False
+    study.set_user_attr(attr, None)
+    return True
+
+
+def write_final(study: optuna.Study, final: FinalModel) -> None:
+    attr = _ATTRS[type(final)]
     study.set_user_attr(attr, dataclasses.asdict(final))

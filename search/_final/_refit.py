@@ -1,22 +1,23 @@
-"""The refit: the best trial's configuration trained again on train + validation (imports keras)."""
+"""The refit: a trial's configuration trained again on train + validation, for the best trial alone or
+for each member of the final ensemble (imports keras)."""
 from __future__ import annotations
 
 import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
-from search._final._record import FinalRefit
+from search._final._record import FinalEnsemble, FinalRefit, FinalRefitEnsemble
 from search.errors import ModelConfigError, StudyConfigError, TrialFailure
 from search.record import TrialRecord
 
-__all__ = ["refit_epochs", "refit_best"]
+__all__ = ["refit_epochs", "refit_best", "refit_ensemble"]
 
 
 def refit_epochs(record: TrialRecord, max_epochs: int) -> int:
@@ -68,3 +69,35 @@ def refit_best(study: optuna.Study, trial: FrozenTrial, *, config: Any, space: A
         artifact_id = upload_artifact(artifact_store=artifact_store, file_path=path, study_or_trial=study)
     return FinalRefit(trial=trial.number, epochs=epochs, threshold=float(record.threshold), artifact_id=artifact_id,
                       train_documents=len(x), seconds=round(seconds, 1))
+
+
+def refit_ensemble(study: optuna.Study, ensemble: FinalEnsemble, trials: Mapping[int, FrozenTrial], *,
+                   done: FinalRefit | None, config: Any, space: Any, context: dict[str, Any], dataset: Any,
+                   embedding: np.ndarray | None, artifact_store: Any,
+                   log: Callable[[str], None]) -> FinalRefitEnsemble:
+    """Refit each distinct deep member of ``ensemble`` as :func:`refit_best` does; ``done``: a refit
+    already made of one of them (the best trial's), whose model is the member's refit (the same
+    parameters, seed and epochs: training it again would give the same weights), so it is not trained
+    twice. Returns the record (the caller stores it)."""
+    artifact_ids: list[str] = []
+    epochs: list[int] = []
+    seconds = 0.0
+    for number in ensemble.weights():
+        if done is not None and done.trial == number:
+            log(f"refit ensemble: trial {number} is the refit's trial; its refit model serves")
+            artifact_ids.append(done.artifact_id)
+            epochs.append(done.epochs)
+            continue
+        if number not in trials:
+            raise StudyConfigError(f"has no trial {number}, a member of its final ensemble; expected "
+                                   "python -m search.finalize to select the ensemble again",
+                                   source=f"study '{study.study_name}'")
+        one = refit_best(study, trials[number], config=config, space=space, context=context, dataset=dataset,
+                         embedding=embedding, artifact_store=artifact_store, log=log)
+        artifact_ids.append(one.artifact_id)
+        epochs.append(one.epochs)
+        seconds += one.seconds
+    return FinalRefitEnsemble(members=ensemble.members, artifact_ids=tuple(artifact_ids), epochs=tuple(epochs),
+                              threshold=ensemble.threshold, train_documents=len(dataset.x_train) + len(dataset.x_valid),
+                              seconds=round(seconds, 1), reference_picks=ensemble.reference_picks,
+                              label_thresholds=ensemble.label_thresholds)

@@ -62,8 +62,8 @@ class FinalCardFacts:
     study: str
     space: str
     storage: str
-    which: str  # "ensemble" or "refit"
-    name: str  # the final model's name (FinalEnsemble.name / FinalRefit.name)
+    which: str  # "ensemble", "refit" or "refit-ensemble" (search._final.FINAL_CHOICES)
+    name: str  # the final model's name (FinalEnsemble.name / FinalRefit.name / FinalRefitEnsemble.name)
     members: Sequence[MemberFacts]
     recorded_value: float | None  # the ensemble's validation micro-F1 as finalize selected it; none for a refit
     data: DataFacts
@@ -213,17 +213,24 @@ def render_card(manifest: Manifest, facts: CardFacts) -> str:
 def render_final_card(manifest: Manifest, facts: FinalCardFacts) -> str:
     v = facts.validation
     valid = facts.data.sizes.get("valid", 0)
-    refit = facts.which == "refit"
-    if refit:
+    refit = facts.which in ("refit", "refit-ensemble")
+    per_label = ("; it decides with one threshold per label: the global one shrunk toward each label's best on "
+                 "validation, by the factor whose cross-fitted micro-F1 there is best" if manifest.label_thresholds
+                 else "")
+    if facts.which == "refit":
         what = ("the study's best configuration trained again on its training and validation documents, for the "
                 "trial's best number of epochs, at its seed; its threshold is the trial's, tuned on validation "
                 "before the refit")
+    elif facts.which == "refit-ensemble":
+        what = ("the study's final ensemble (chosen on the validation split by greedy forward selection over "
+                "averaged probabilities, one global threshold tuned on the average" + per_label + ") with each "
+                "deep member trained again on the training and validation documents, for its trial's best number "
+                "of epochs, at its seed; the picks, weights and thresholds are the ensemble's, chosen before the "
+                "refit")
     else:
         what = ("an ensemble chosen on the validation split by greedy forward selection over averaged "
                 "probabilities (a model picked twice counts twice), one global threshold tuned on the average"
-                + ("; it decides with one threshold per label: the global one shrunk toward each label's best on "
-                   "validation, by the factor whose cross-fitted micro-F1 there is best"
-                   if manifest.label_thresholds else ""))
+                + per_label)
     lines = [
         f"# Model card: study `{facts.study}`, final model: {facts.name}",
         "",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search._final import FinalEnsemble, FinalRefit
+from search._final import FinalEnsemble, FinalModel, FinalRefit, FinalRefitEnsemble
 from search._serving._bundle import (
     CARD,
     KERAS,
@@ -98,8 +98,8 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
                  final: bool = False, final_model: str | None = None, artifacts: str | None = None,
                  force: bool = False, command: str = "", log: Callable[[str], None] = _stderr) -> ExportResult:
     """Write trial ``trial`` (default: the best) of ``study`` as an export folder ``out``; with ``final``,
-    the study's final model instead (``final_model``: ``"ensemble"`` or ``"refit"``; default the
-    ensemble where ``search.finalize`` recorded one, else the refit).
+    the study's final model instead (``final_model``: ``"ensemble"``, ``"refit"`` or ``"refit-ensemble"``;
+    default the ensemble where ``search.finalize`` recorded one, else the refit).
 
     Raises :class:`~search.errors.InputError` with nothing written for: a missing SQLite file, an unknown
     study, a trial that does not exist or has no saved model, ``final`` on a study without that final
@@ -125,6 +125,15 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
                      for i, (n, weight) in enumerate(chosen_final.weights().items())]
         reference_weight = chosen_final.reference_picks
         threshold, recorded = chosen_final.threshold, chosen_final.valid_micro_f1
+        label_thresholds = chosen_final.label_thresholds
+    elif isinstance(chosen_final, FinalRefitEnsemble):
+        epochs = dict(zip(chosen_final.weights(), chosen_final.epochs, strict=True))
+        downloads = [_Download(f"model-{i}.keras", chosen_final.artifacts()[n],
+                               {"study": study, "refit_of_trial": n, "epochs": epochs[n]}, weight,
+                               _any_length(by_number[n]))
+                     for i, (n, weight) in enumerate(chosen_final.weights().items())]
+        reference_weight = chosen_final.reference_picks
+        threshold, recorded = chosen_final.threshold, None
         label_thresholds = chosen_final.label_thresholds
     elif isinstance(chosen_final, FinalRefit):
         downloads = [_Download(MODEL_FILE, chosen_final.artifact_id,
@@ -159,7 +168,7 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
         about: dict[str, Any] = {"name": study, "space": config.space, "data": config.data,
                                  "data_fingerprint": dataset.fingerprint, "storage": mask_url(source.url)}
         if chosen_final is not None:
-            about |= {"final": "ensemble" if isinstance(chosen_final, FinalEnsemble) else "refit",
+            about |= {"final": _FINAL_NAMES[type(chosen_final)],
                       "final_name": chosen_final.name, "value": recorded}
         else:
             assert chosen is not None
@@ -235,7 +244,11 @@ def _write_reference(source: StudySource, dataset: Dataset, texts: list[str], pa
                                                    "valid_micro_f1": reference.valid_micro_f1}, TFIDF_LOGREG, weight)
 
 
-def _members(entries: list[ModelEntry], final: FinalEnsemble | FinalRefit, trials: dict[int, Any]) -> list[MemberFacts]:
+#: What a manifest's ``study.final`` says each final model is (``search.export --final NAME``).
+_FINAL_NAMES: dict[type, str] = {FinalEnsemble: "ensemble", FinalRefit: "refit", FinalRefitEnsemble: "refit-ensemble"}
+
+
+def _members(entries: list[ModelEntry], final: FinalModel, trials: dict[int, Any]) -> list[MemberFacts]:
     members = []
     for entry in entries:
         if entry.kind == TFIDF_LOGREG:
@@ -246,6 +259,11 @@ def _members(entries: list[ModelEntry], final: FinalEnsemble | FinalRefit, trial
         trial = trials[number]
         if isinstance(final, FinalRefit):
             members.append(MemberFacts(entry.file, entry.weight, final.name, None, TrialRecord.from_trial(trial)))
+        elif isinstance(final, FinalRefitEnsemble):
+            epochs = int(entry.source["epochs"])
+            members.append(MemberFacts(entry.file, entry.weight, f"refit of trial {number} on train + valid "
+                                       f"({epochs} epoch{'s' if epochs != 1 else ''})", None,
+                                       TrialRecord.from_trial(trial)))
         else:
             members.append(MemberFacts(entry.file, entry.weight, f"trial {number}", trial.value,
                                        TrialRecord.from_trial(trial)))

@@ -12,7 +12,15 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search._final import FINAL_CHOICES, FinalEnsemble, FinalRefit, read_ensemble, read_refit
+from search._final import (
+    FINAL_CHOICES,
+    FinalEnsemble,
+    FinalModel,
+    FinalRefitEnsemble,
+    read_ensemble,
+    read_refit,
+    read_refit_ensemble,
+)
 from search._study import FINGERPRINT_ATTR, StoredStudy, check_data_fingerprint, read_study
 from search.errors import StudyConfigError
 from search.record import MODEL_ARTIFACT_ID, TrialRecord
@@ -82,26 +90,28 @@ def pick_trial(source: StudySource, number: int | None) -> FrozenTrial:
     return trial
 
 
-def pick_final(source: StudySource, which: str | None) -> FinalEnsemble | FinalRefit:
-    """The study's final model (``which``: ``"ensemble"``, ``"refit"`` or None for the ensemble where
-    there is one: it is chosen on the validation split and scored best in the measurements), with a
-    saved model for every trial it needs; refused otherwise."""
+def pick_final(source: StudySource, which: str | None) -> FinalModel:
+    """The study's final model (``which``: one of :data:`~search._final.FINAL_CHOICES`, or None for the
+    ensemble where there is one: it is chosen on the validation split and scored best in the
+    measurements), with a saved model for every trial it needs; refused otherwise."""
     name = f"study '{source.name}'"
     ensemble, refit = read_ensemble(source.study), read_refit(source.study)
-    if ensemble is None and refit is None:
+    refit_ensemble = read_refit_ensemble(source.study)
+    if ensemble is None and refit is None and refit_ensemble is None:
         raise StudyConfigError("has no final model (an ensemble or refit of its best trials, made by "
                                "search.finalize); expected python -m search.finalize to be run first, or --trial N, or "
                                "no flag for the best trial", source=name)
     if which is not None and which not in FINAL_CHOICES:
         raise StudyConfigError(f"got {which!r}; expected one of {', '.join(FINAL_CHOICES)}", source="--final")
-    chosen: FinalEnsemble | FinalRefit | None = {"ensemble": ensemble, "refit": refit}.get(which or "ensemble")
+    chosen: FinalModel | None = {"ensemble": ensemble, "refit": refit,
+                                 "refit-ensemble": refit_ensemble}.get(which or "ensemble")
     if chosen is None and which is None:
-        chosen = refit
+        chosen = refit or refit_ensemble
     if chosen is None:
-        have = ensemble.name if ensemble is not None else refit.name if refit is not None else ""
+        have = ", ".join(f.name for f in (ensemble, refit, refit_ensemble) if f is not None)
         raise StudyConfigError(f"has no final {which} (search.finalize recorded: {have}); expected --final with what "
                                "it has, or search.finalize run again", source=name)
-    if isinstance(chosen, FinalEnsemble):
+    if isinstance(chosen, (FinalEnsemble, FinalRefitEnsemble)):
         trials = source.study.get_trials(deepcopy=False)
         by_number = {t.number: t for t in trials}
         for number in chosen.weights():
@@ -110,7 +120,7 @@ def pick_final(source: StudySource, which: str | None) -> FinalEnsemble | FinalR
                 raise StudyConfigError(f"its ensemble names trial {number}, which is not a complete trial of it; "
                                        "expected python -m search.finalize to be run again", source=name)
             record = TrialRecord.from_trial(trial)
-            if not record.model_artifact_id:
+            if isinstance(chosen, FinalEnsemble) and not record.model_artifact_id:
                 raise StudyConfigError(f"its ensemble's trial {number}: {_no_model_reason(record)}; expected the "
                                        "saved models search.finalize selected from", source=name)
     return chosen

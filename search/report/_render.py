@@ -118,8 +118,10 @@ def render_markdown(report: Report) -> str:
                    "export decides with) at that threshold shrunk toward each label's best on validation, by the "
                    "factor whose cross-fitted micro-F1 there is best; the refit trains the best trial's "
                    "configuration and seed on train + valid for its best number of epochs, at the trial's tuned "
-                   "threshold. To use one on new text: "
-                   f"`python -m search.export --study {report.study} --final [ensemble|refit] --out DIR`."), ""]
+                   "threshold; the ensemble refit is the ensemble with each deep member refit so, its picks, "
+                   "weights and thresholds kept (no held-out split is left to choose them again). To use one on "
+                   f"new text: `python -m search.export --study {report.study} --final "
+                   "[ensemble|refit|refit-ensemble] --out DIR`."), ""]
     if report.ablation is not None:
         a = report.ablation
         lines += [

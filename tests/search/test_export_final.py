@@ -1,5 +1,5 @@
-"""``python -m search.export --final``: a study's ensemble (weighted members, the TF-IDF reference) or refit
-model as a folder, predicting what search.finalize selected; and its refusals."""
+"""``python -m search.export --final``: a study's ensemble (weighted members, the TF-IDF reference), refit
+model or ensemble refit as a folder, predicting what search.finalize selected; and its refusals."""
 from __future__ import annotations
 
 import json
@@ -142,6 +142,36 @@ def test_the_real_finalize_ensemble_and_refit_export_by_name(finalized: Path, tm
     assert search.load_predictor(out).predict(["graphical web browser"], threshold=0.01)[0].labels
 
 
+def test_the_ensemble_refit_exports_its_refit_members_with_the_ensembles_weights(
+        finalized: Path, tmp_path: Path, validation: tuple[list[str], np.ndarray],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--final refit-ensemble: one refit model per distinct member, at the member's weight, the reference
+    at its picks, the ensemble's thresholds; the card says validation was trained on."""
+    import search
+    from search._final import read_ensemble, read_refit_ensemble
+
+    texts, _ = validation
+    study = optuna.load_study(study_name=STUDY, storage=storage_url(finalized))
+    ensemble, refit_ensemble = read_ensemble(study), read_refit_ensemble(study)
+    assert ensemble is not None and refit_ensemble is not None
+    out = tmp_path / "refit-ensemble"
+    result = _export(capsys, "--study", STUDY, "--storage", storage_url(finalized), "--final", "refit-ensemble",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"exported {refit_ensemble.name}" in result.stdout and "trained on validation too" in result.stdout
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["study"]["final"] == "refit-ensemble" and manifest["threshold"] == ensemble.threshold
+    epochs = dict(zip(refit_ensemble.weights(), refit_ensemble.epochs, strict=True))
+    keras_models = [m for m in manifest["models"] if m["kind"] == "keras"]
+    assert [(m["source"], m["weight"]) for m in keras_models] == [
+        ({"study": STUDY, "refit_of_trial": n, "epochs": epochs[n], "artifact_id": refit_ensemble.artifacts()[n]}, w)
+        for n, w in refit_ensemble.weights().items()]
+    assert sum(m["weight"] for m in manifest["models"]) == refit_ensemble.size == ensemble.size
+    card = (out / "README.md").read_text()
+    assert "not held-out" in card and f"refit of trial {keras_models[0]['source']['refit_of_trial']} on train" in card
+    assert search.load_predictor(out).predict_proba(texts[:5]).shape[0] == 5
+
+
 def test_an_ensemble_with_per_label_thresholds_decides_with_them(finalized: Path, tmp_path: Path,
                                                                   validation: tuple[list[str], np.ndarray],
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
@@ -199,6 +229,7 @@ def test_bad_final_is_one_line_and_writes_nothing(case: str, finalized: Path, tm
     copy = _copy_with_ensemble(finalized, tmp_path, **ensemble)
     study = optuna.load_study(study_name=STUDY, storage=storage_url(copy))
     study.set_user_attr("final_refit", None)  # only the hand-made ensemble
+    study.set_user_attr("final_refit_ensemble", None)
     out = tmp_path / "out" / "model"
     result = _export(capsys, "--study", STUDY, "--storage", storage_url(copy), *flags, "--out", str(out))
     assert_one_line_error(result, *needles)

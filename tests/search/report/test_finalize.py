@@ -1,6 +1,6 @@
-"""search.finalize on a small finished study: the greedy ensemble of its saved trials and the refit on
-train + valid are recorded on the study, and the report scores both on the test split against the
-TF-IDF reference; bad input is refused in one line with nothing written."""
+"""search.finalize on a small finished study: the greedy ensemble of its saved trials, the refit on
+train + valid and the ensemble refit are recorded on the study, and the report scores them on the test
+split against the TF-IDF reference; bad input is refused in one line with nothing written."""
 from __future__ import annotations
 
 import shutil
@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from search._cli import run_main
-from search._final import read_ensemble, read_refit
+from search._final import read_ensemble, read_refit, read_refit_ensemble
 from search._final._ensemble import greedy_selection
 from search._final._refit import refit_epochs
 from search.finalize import main
@@ -94,6 +94,23 @@ def test_refit_epochs_round_the_best_report_to_whole_epochs() -> None:
     assert refit_epochs(TrialRecord(), 8) == 8
 
 
+def test_an_ensemble_refit_record_round_trips_and_a_mangled_one_is_refused() -> None:
+    from search._final import FinalRefitEnsemble
+    from search._final._record import write_final
+    from search.errors import StudyConfigError
+
+    study = optuna.create_study()
+    record = FinalRefitEnsemble(members=(4, 2, 4), artifact_ids=("a4", "a2"), epochs=(3, 5), threshold=0.35,
+                                train_documents=100, seconds=12.5, reference_picks=1, label_thresholds=(0.3, 0.4))
+    write_final(study, record)
+    assert read_refit_ensemble(study) == record and read_ensemble(study) is None
+    assert record.artifacts() == {4: "a4", 2: "a2"} and record.size == 4 and record.decision() == (0.3, 0.4)
+    assert record.name == "ensemble of 2 trials (2, 4) + TF-IDF reference refit on train + valid"
+    study.set_user_attr("final_refit_ensemble", dict(study.user_attrs["final_refit_ensemble"], epochs=[3]))
+    with pytest.raises(StudyConfigError, match="1 epoch counts for 2 distinct members"):
+        read_refit_ensemble(study)
+
+
 # -- the command, end to end --------------------------------------------------------------------------------
 
 def test_finalize_records_ensemble_and_refit_and_the_report_scores_them(studies: Path, tmp_path: Path,
@@ -101,10 +118,19 @@ def test_finalize_records_ensemble_and_refit_and_the_report_scores_them(studies:
     url = _copy(studies, tmp_path)
     assert run_main(main, ["--study", "attn", "--storage", url]) == 0
     out = capsys.readouterr().out
-    assert "ensemble of" in out and "refit of trial" in out
+    assert "ensemble of" in out and "refit of trial" in out and "refit on train + valid" in out
     study = optuna.load_study(study_name="attn", storage=url)
-    ensemble, refit = read_ensemble(study), read_refit(study)
-    assert ensemble is not None and refit is not None
+    ensemble, refit, refit_ensemble = read_ensemble(study), read_refit(study), read_refit_ensemble(study)
+    assert ensemble is not None and refit is not None and refit_ensemble is not None
+    # the ensemble refit keeps the ensemble's picks and thresholds; a member that is the refit's trial
+    # is served by the refit's model, every other member by a model of its own
+    assert refit_ensemble.members == ensemble.members and refit_ensemble.reference_picks == ensemble.reference_picks
+    assert refit_ensemble.threshold == ensemble.threshold
+    assert refit_ensemble.label_thresholds == ensemble.label_thresholds
+    artifacts = refit_ensemble.artifacts()
+    assert set(artifacts) == set(ensemble.members) and len(set(artifacts.values())) == len(artifacts)
+    assert (artifacts.get(refit.trial) == refit.artifact_id) == (refit.trial in artifacts)
+    assert refit_ensemble.train_documents == refit.train_documents
     saved = {t.number for t in study.trials if TrialRecord.from_trial(t).model_artifact_id}
     assert set(ensemble.members) <= set(ensemble.candidates) <= saved  # the reference is counted apart
     assert ensemble.size == len(ensemble.members) + ensemble.reference_picks >= 1
@@ -117,16 +143,61 @@ def test_finalize_records_ensemble_and_refit_and_the_report_scores_them(studies:
 
     report = make_report("attn", storage=url, out=tmp_path / "report", resamples=RESAMPLES, log=lambda m: None)
     kinds = [f.kind for f in report.finals]
-    # with per-label thresholds, the ensemble is scored with them and at its one threshold
-    assert kinds == ["ensemble"] * (2 if ensemble.label_thresholds else 1) + ["refit"]
+    # with per-label thresholds, the ensemble (and its refit) is scored with them and at its one threshold
+    rows = 2 if ensemble.label_thresholds else 1
+    assert kinds == ["ensemble"] * rows + ["refit"] + ["refit-ensemble"] * rows
     for final in report.finals:
         assert 0.0 <= final.metrics["micro_f1"] <= 1.0
         assert final.diff.estimate == pytest.approx(final.metrics["micro_f1"] - report.baseline.metrics["micro_f1"])
         assert final.diff.low <= final.diff.estimate <= final.diff.high
     text = report.markdown.read_text()
-    assert ensemble.name in text and refit.name in text and "Of the final models" in report.verdict
-    assert "python -m search.export --study attn --final [ensemble|refit]" in text
+    assert ensemble.name in text and refit.name in text and refit_ensemble.name in text
+    assert "Of the final models" in report.verdict
+    assert "python -m search.export --study attn --final [ensemble|refit|refit-ensemble]" in text
     assert report.baseline.input == "raw text"
+
+
+def test_the_ensemble_refit_of_the_refit_alone_scores_as_the_refit(studies: Path, tmp_path: Path) -> None:
+    """An ensemble refit whose one member is the refit's model, at the refit's threshold, is the refit:
+    the report must score it exactly as the refit row (its models are the study's artifacts, not the
+    trials' own)."""
+    from search._final import FinalRefitEnsemble
+    from search._final._record import write_final
+    from search.report import make_report
+
+    url = _copy(studies, tmp_path)
+    assert run_main(main, ["--study", "attn", "--storage", url, "--no-ensemble", "--no-refit-ensemble"]) == 0
+    study = optuna.load_study(study_name="attn", storage=url)
+    refit = read_refit(study)
+    assert refit is not None and read_ensemble(study) is None and read_refit_ensemble(study) is None
+    alone = FinalRefitEnsemble(members=(refit.trial,), artifact_ids=(refit.artifact_id,), epochs=(refit.epochs,),
+                               threshold=refit.threshold, train_documents=refit.train_documents, seconds=0.0)
+    write_final(study, alone)
+    assert read_refit_ensemble(study) == alone
+    report = make_report("attn", storage=url, out=tmp_path / "report", resamples=RESAMPLES, log=lambda m: None)
+    by_kind = {f.kind: f for f in report.finals}
+    assert set(by_kind) == {"refit", "refit-ensemble"} and by_kind["refit-ensemble"].name == alone.name
+    assert by_kind["refit-ensemble"].metrics == pytest.approx(by_kind["refit"].metrics)
+
+
+def test_refitting_an_earlier_ensemble_and_forgetting_a_stale_one(studies: Path, tmp_path: Path) -> None:
+    """--no-ensemble refits the ensemble recorded earlier, reusing the refit recorded earlier; selecting a
+    new ensemble without refitting it forgets the old ensemble refit (it refit another selection)."""
+    url = _copy(studies, tmp_path)
+    assert run_main(main, ["--study", "attn", "--storage", url, "--no-refit-ensemble", "--no-reference"]) == 0
+    study = optuna.load_study(study_name="attn", storage=url)
+    ensemble, refit = read_ensemble(study), read_refit(study)
+    assert ensemble is not None and refit is not None and read_refit_ensemble(study) is None
+    assert run_main(main, ["--study", "attn", "--storage", url, "--no-ensemble", "--no-refit"]) == 0
+    study = optuna.load_study(study_name="attn", storage=url)
+    refit_ensemble = read_refit_ensemble(study)
+    assert refit_ensemble is not None and refit_ensemble.members == ensemble.members
+    assert read_ensemble(study) == ensemble and read_refit(study) == refit  # untouched
+    if refit.trial in refit_ensemble.artifacts():
+        assert refit_ensemble.artifacts()[refit.trial] == refit.artifact_id
+    assert run_main(main, ["--study", "attn", "--storage", url, "--no-refit", "--no-refit-ensemble"]) == 0
+    study = optuna.load_study(study_name="attn", storage=url)
+    assert read_ensemble(study) is not None and read_refit_ensemble(study) is None
 
 
 def test_an_ensemble_without_the_reference_and_one_the_report_averages_it_into(studies: Path,
@@ -138,7 +209,8 @@ def test_an_ensemble_without_the_reference_and_one_the_report_averages_it_into(s
     from search.report import make_report
 
     url = _copy(studies, tmp_path)
-    assert run_main(main, ["--study", "attn", "--storage", url, "--no-refit", "--no-reference"]) == 0
+    assert run_main(main, ["--study", "attn", "--storage", url, "--no-refit", "--no-refit-ensemble",
+                           "--no-reference"]) == 0
     study = optuna.load_study(study_name="attn", storage=url)
     ensemble = read_ensemble(study)
     assert ensemble is not None and ensemble.reference_picks == 0 and "TF-IDF" not in ensemble.name
@@ -165,7 +237,8 @@ def test_an_ensemble_with_per_label_thresholds_is_scored_with_them_and_at_its_on
     from search.report import make_report
 
     url = _copy(studies, tmp_path)
-    assert run_main(main, ["--study", "attn", "--storage", url, "--no-refit", "--no-reference"]) == 0
+    assert run_main(main, ["--study", "attn", "--storage", url, "--no-refit", "--no-refit-ensemble",
+                           "--no-reference"]) == 0
     study = optuna.load_study(study_name="attn", storage=url)
     ensemble = read_ensemble(study)
     assert ensemble is not None
@@ -215,7 +288,7 @@ def test_report_without_final_models_says_how_to_make_them(studies: Path, tmp_pa
 
 @pytest.mark.parametrize("argv, needles", [
     (["--study", "nope"], ["study 'nope'", "no such study"]),
-    (["--study", "attn", "--no-ensemble", "--no-refit"], ["--no-ensemble", "nothing to do"]),
+    (["--study", "attn", "--no-ensemble", "--no-refit", "--no-refit-ensemble"], ["--no-ensemble", "nothing to do"]),
     (["--study", "attn", "--candidates", "0"], ["--candidates", "expected a number of trials"]),
 ])
 def test_finalize_refuses_bad_input_writing_nothing(studies: Path, tmp_path: Path, argv: list[str],
