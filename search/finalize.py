@@ -72,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if done.refit_ensemble is not None:
         print(f"study '{args.study}': {done.refit_ensemble.name}, {done.refit_ensemble.seconds:.0f} s")
     print(f"score them on the test split: python -m search.report --study {args.study}")
-    print(f"use one on new text: python -m search.export --study {args.study} --final"
-          f"{' refit' if done.ensemble is None else ''} --out DIR")
+    made = [name for name, final in (("ensemble", done.ensemble), ("refit", done.refit),
+                                     ("refit-ensemble", done.refit_ensemble)) if final is not None]
+    print(f"use one on new text: python -m search.export --study {args.study} --final {'|'.join(made)} --out DIR")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``finalize_study``: the ensemble and the refit of a finished study, recorded on it (imports keras)."""
+"""``finalize_study``: the ensemble, the refit and the ensemble refit of a finished study, recorded on it
+(imports keras)."""
 from __future__ import annotations
 
 import sys
@@ -16,6 +17,7 @@ from search._final._record import (
     clear_final,
     read_ensemble,
     read_refit,
+    read_refit_ensemble,
     write_final,
 )
 from search._final._thresholds import FOLDS, shrunk_label_thresholds
@@ -50,9 +52,10 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
                    log: Callable[[str], None] = _stderr) -> Finalized:
     """Select the greedy ensemble of the study's saved top trials on the validation split, refit its
     best configuration on train + valid, and (``refit_ensemble``) refit the ensemble's deep members so
-    too; record each on the study (:mod:`search._final._record`). The ensemble refit uses the ensemble
-    selected now, else the one recorded earlier (none: it is left out, with a log line), and the best
-    trial's refit made now or recorded earlier where that trial is a member.
+    too; record each on the study (:mod:`search._final._record`) as soon as it is made. The ensemble
+    refit refits the ensemble selected now, else the one recorded earlier, and reuses a member's refit
+    already made (the best trial's, or one of an earlier ensemble refit). A newly selected ensemble
+    that differs from the one an earlier ensemble refit refit makes that record go at once.
 
     ``with_reference``: the TF-IDF + logistic regression reference is one more candidate of the
     ensemble (fitted on the training split, 30 s on debtags50): its errors are unlike a deep model's, so
@@ -64,8 +67,9 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
     (:mod:`search._final._thresholds`): one threshold serves the frequent labels, and macro-F1 counts
     the rare ones as much.
 
-    Refused (nothing written) for a missing store or study, a study with no complete trial, or (for the
-    ensemble) no saved model; the test split is never read.
+    Refused (nothing written) for a missing store or study, a study with no complete trial, (for the
+    ensemble) no saved model, or an ensemble refit alone of a study with no ensemble; a refit whose loss
+    is not finite is refused after the steps before it were recorded. The test split is never read.
     """
     from search._serving._source import open_study_source
     from search.report._store import complete_trials, trial_value
@@ -79,6 +83,9 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
         raise StudyConfigError("has no complete trial; expected a study search.launch has run",
                                source=f"study '{study_name}'")
     saved = [t for t in complete if TrialRecord.from_trial(t).model_artifact_id][:candidates]
+    if refit_ensemble and not ensemble and read_ensemble(study) is None:
+        raise StudyConfigError("has no final ensemble to refit; expected search.finalize without --no-ensemble "
+                               "(it selects one), or --no-refit-ensemble", source=f"study '{study_name}'")
     if ensemble and not saved:
         raise StudyConfigError("has no saved model among its complete trials (run with --no-save-models?); "
                                "expected saved models for the ensemble, or --no-ensemble",
@@ -134,6 +141,11 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
                                        label_thresholds=labels.values if labels and labels.shrink < 1 else (),
                                        label_threshold_shrink=labels.shrink if labels else None)
         write_final(study, final_ensemble)
+        earlier = read_refit_ensemble(study)
+        if earlier is not None and not earlier.refits(final_ensemble):
+            # it refit another selection: kept, the report and the export would take it for this one's
+            clear_final(study, FinalRefitEnsemble)
+            log("the ensemble refit recorded earlier is forgotten: it refit another selection than this one")
         log(f"{final_ensemble.name}: validation micro-F1 {selection.valid_micro_f1:.4f} at threshold "
             f"{selection.threshold:.2f} (best single {selection.best_single_valid_micro_f1:.4f})")
         if labels is not None:
@@ -142,34 +154,41 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
                 f"{labels.heldout_macro_f1:.4f} against {labels.heldout_global_micro_f1:.4f} and "
                 f"{labels.heldout_global_macro_f1:.4f} at the global threshold")
     final_refit = None
+    embedding = _embedding(space, dataset, config) if refit or refit_ensemble else None
     if refit:
         from search._final._refit import refit_best
 
         final_refit = refit_best(study, complete[0], config=config, space=space, context=stored.context,
-                                 dataset=dataset, embedding=_embedding(space, dataset, config), artifact_store=store,
-                                 log=log)
+                                 dataset=dataset, embedding=embedding, artifact_store=store, log=log)
         write_final(study, final_refit)
         log(f"{final_refit.name}: {final_refit.seconds:.0f} s")
     final_refit_ensemble = None
     if refit_ensemble:
-        chosen = final_ensemble or read_ensemble(study)
-        if chosen is None:
-            log("no ensemble refit: the study has no final ensemble (finalize without --no-ensemble selects one)")
-        else:
-            from search._final._refit import refit_ensemble as refit_members
+        from search._final._refit import refit_ensemble as refit_members
 
-            trials = {t.number: t for t in complete}
-            final_refit_ensemble = refit_members(study, chosen, trials, done=final_refit or read_refit(study),
-                                                 config=config, space=space, context=stored.context, dataset=dataset,
-                                                 embedding=_embedding(space, dataset, config), artifact_store=store,
-                                                 log=log)
-            write_final(study, final_refit_ensemble)
-            log(f"{final_refit_ensemble.name}: {final_refit_ensemble.seconds:.0f} s")
-    elif final_ensemble is not None and clear_final(study, FinalRefitEnsemble):
-        # its members and thresholds were the replaced ensemble's: kept, it would no longer be this one refit
-        log("the ensemble refit recorded earlier is forgotten: it refit the ensemble selected before this one")
+        chosen = final_ensemble or read_ensemble(study)
+        assert chosen is not None  # refused above when there is none to refit
+        final_refit_ensemble = refit_members(study, chosen, {t.number: t for t in complete},
+                                             done=_refits_made(study, final_refit), config=config, space=space,
+                                             context=stored.context, dataset=dataset, embedding=embedding,
+                                             artifact_store=store, log=log)
+        write_final(study, final_refit_ensemble)
+        log(f"{final_refit_ensemble.name}: {final_refit_ensemble.seconds:.0f} s of training")
     return Finalized(study=study_name, ensemble=final_ensemble, refit=final_refit, skipped=skipped,
                      refit_ensemble=final_refit_ensemble)
+
+
+def _refits_made(study: Any, refit: FinalRefit | None) -> dict[int, tuple[str, int]]:
+    """The refit models the study already has, by trial: (artifact id, epochs); the refit made now or
+    recorded earlier first."""
+    made: dict[int, tuple[str, int]] = {}
+    earlier = read_refit_ensemble(study)
+    if earlier is not None:
+        made |= earlier.models()
+    best = refit or read_refit(study)
+    if best is not None:
+        made[best.trial] = (best.artifact_id, best.epochs)
+    return made
 
 
 def _embedding(space: Any, dataset: Dataset, config: RunConfig) -> np.ndarray | None:

@@ -45,9 +45,12 @@ class _Averaged:
 
     @property
     def name(self) -> str:
+        return self._name("")
+
+    def _name(self, refit: str) -> str:
         unique = sorted(set(self.members))
         text = f"ensemble of {len(unique)} trial{'s' if len(unique) != 1 else ''} ({', '.join(map(str, unique))})"
-        return text + (" + TF-IDF reference" if self.reference_picks else "")
+        return text + refit + (" + TF-IDF reference" if self.reference_picks else "")
 
     def weights(self) -> dict[int, int]:
         return {n: self.members.count(n) for n in dict.fromkeys(self.members)}
@@ -115,11 +118,21 @@ class FinalRefitEnsemble(_Averaged):
 
     @property
     def name(self) -> str:
-        return super().name + " refit on train + valid"
+        # "refit" next to the trials: the TF-IDF reference after it is not refit
+        return self._name(" refit on train + valid")
+
+    def models(self) -> dict[int, tuple[str, int]]:
+        """Each distinct member's refit, by trial number: (artifact id, epochs trained)."""
+        return dict(zip(self.weights(), zip(self.artifact_ids, self.epochs, strict=True), strict=True))
 
     def artifacts(self) -> dict[int, str]:
         """Each distinct member's refit model, by trial number."""
-        return dict(zip(self.weights(), self.artifact_ids, strict=True))
+        return {n: artifact for n, (artifact, _) in self.models().items()}
+
+    def refits(self, ensemble: FinalEnsemble) -> bool:
+        """Whether this is ``ensemble`` refit: the same picks and thresholds."""
+        return (self.members, self.reference_picks, self.threshold, self.label_thresholds) == (
+            ensemble.members, ensemble.reference_picks, ensemble.threshold, ensemble.label_thresholds)
 
 
 #: Any of a study's final models.
@@ -156,7 +169,7 @@ _ATTRS: dict[type, str] = {FinalEnsemble: ENSEMBLE_ATTR, FinalRefit: REFIT_ATTR,
                            FinalRefitEnsemble: REFIT_ENSEMBLE_ATTR}
 
 
-def clear_final(study: optuna.Study, kind: type[FinalEnsemble | FinalRefit | FinalRefitEnsemble]) -> bool:
+def clear_final(study: optuna.Study, kind: type[FinalModel]) -> bool:
     """Forget the study's final model of ``kind`` (Optuna keeps a user attribute once set: it becomes null,
     which reads as none); whether there was one."""
     attr = _ATTRS[kind]

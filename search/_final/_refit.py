@@ -56,12 +56,15 @@ def refit_best(study: optuna.Study, trial: FrozenTrial, *, config: Any, space: A
     keras.backend.clear_session()
     try:
         built = space.build(params, shapes, trial=fixed, context=context, memory_budget=config.memory_budget)
-    except ModelConfigError as exc:
+    except (ModelConfigError, TrialFailure) as exc:  # a keras-tuner build(hp) fails with TrialFailure
         raise StudyConfigError(f"trial {trial.number} cannot be built again: {exc}",
                                source=f"study '{study.study_name}'") from None
     space.fit(built, x, y, epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN()], seed=seed)
     if built.model.stop_training:
-        raise TrialFailure(f"refit of trial {trial.number}: the training loss was not finite")
+        # a failed step of the command, not of a worker: one line for the user, as bad input is
+        raise StudyConfigError(f"the refit of trial {trial.number} stopped: its training loss was not finite; "
+                               "expected a configuration that trains on train + valid (--no-refit and "
+                               "--no-refit-ensemble leave the refits out)", source=f"study '{study.study_name}'")
     seconds = time.perf_counter() - start
     with tempfile.TemporaryDirectory(prefix="search-refit-") as tmp:
         path = os.path.join(tmp, f"refit-trial-{trial.number}.keras")
@@ -72,26 +75,28 @@ def refit_best(study: optuna.Study, trial: FrozenTrial, *, config: Any, space: A
 
 
 def refit_ensemble(study: optuna.Study, ensemble: FinalEnsemble, trials: Mapping[int, FrozenTrial], *,
-                   done: FinalRefit | None, config: Any, space: Any, context: dict[str, Any], dataset: Any,
-                   embedding: np.ndarray | None, artifact_store: Any,
+                   done: Mapping[int, tuple[str, int]], config: Any, space: Any, context: dict[str, Any],
+                   dataset: Any, embedding: np.ndarray | None, artifact_store: Any,
                    log: Callable[[str], None]) -> FinalRefitEnsemble:
-    """Refit each distinct deep member of ``ensemble`` as :func:`refit_best` does; ``done``: a refit
-    already made of one of them (the best trial's), whose model is the member's refit (the same
-    parameters, seed and epochs: training it again would give the same weights), so it is not trained
-    twice. Returns the record (the caller stores it)."""
+    """Refit each distinct deep member of ``ensemble`` as :func:`refit_best` does. ``done``: refits
+    already made, by trial number, as (artifact id, epochs): the best trial's refit, a member of an
+    earlier ensemble refit. One serves where it trained the epochs this refit would (the same
+    parameters, seed and epochs: it is trained the same way), so no member is trained twice. Returns the
+    record (the caller stores it)."""
     artifact_ids: list[str] = []
     epochs: list[int] = []
     seconds = 0.0
     for number in ensemble.weights():
-        if done is not None and done.trial == number:
-            log(f"refit ensemble: trial {number} is the refit's trial; its refit model serves")
-            artifact_ids.append(done.artifact_id)
-            epochs.append(done.epochs)
-            continue
         if number not in trials:
-            raise StudyConfigError(f"has no trial {number}, a member of its final ensemble; expected "
+            raise StudyConfigError(f"has no complete trial {number}, a member of its final ensemble; expected "
                                    "python -m search.finalize to select the ensemble again",
                                    source=f"study '{study.study_name}'")
+        wanted = refit_epochs(TrialRecord.from_trial(trials[number]), config.epochs)
+        if number in done and done[number][1] == wanted:
+            log(f"ensemble refit: trial {number} was refit for {wanted} epoch(s) already; that model serves")
+            artifact_ids.append(done[number][0])
+            epochs.append(wanted)
+            continue
         one = refit_best(study, trials[number], config=config, space=space, context=context, dataset=dataset,
                          embedding=embedding, artifact_store=artifact_store, log=log)
         artifact_ids.append(one.artifact_id)

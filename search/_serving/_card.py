@@ -257,7 +257,8 @@ def render_final_card(manifest: Manifest, facts: FinalCardFacts) -> str:
         "",
         f"## Validation ({valid:,} documents, the whole split)",
         "",
-        *(["The refit trained on these documents: its scores here are not held-out ones.", ""] if refit else
+        *([(f"The {'refit' if facts.which == 'refit' else 'deep models'} trained on these documents: the scores "
+            "here are not held-out ones."), ""] if refit else
           ["The ensemble was selected on these documents: its scores here are optimistic.", ""]),
         "| | |",
         "|---|---|",

@@ -99,7 +99,7 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
                  force: bool = False, command: str = "", log: Callable[[str], None] = _stderr) -> ExportResult:
     """Write trial ``trial`` (default: the best) of ``study`` as an export folder ``out``; with ``final``,
     the study's final model instead (``final_model``: ``"ensemble"``, ``"refit"`` or ``"refit-ensemble"``;
-    default the ensemble where ``search.finalize`` recorded one, else the refit).
+    default the ensemble where ``search.finalize`` recorded one, else the refit, else the ensemble refit).
 
     Raises :class:`~search.errors.InputError` with nothing written for: a missing SQLite file, an unknown
     study, a trial that does not exist or has no saved model, ``final`` on a study without that final
@@ -127,9 +127,9 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
         threshold, recorded = chosen_final.threshold, chosen_final.valid_micro_f1
         label_thresholds = chosen_final.label_thresholds
     elif isinstance(chosen_final, FinalRefitEnsemble):
-        epochs = dict(zip(chosen_final.weights(), chosen_final.epochs, strict=True))
-        downloads = [_Download(f"model-{i}.keras", chosen_final.artifacts()[n],
-                               {"study": study, "refit_of_trial": n, "epochs": epochs[n]}, weight,
+        refits = chosen_final.models()
+        downloads = [_Download(f"model-{i}.keras", refits[n][0],
+                               {"study": study, "refit_of_trial": n, "epochs": refits[n][1]}, weight,
                                _any_length(by_number[n]))
                      for i, (n, weight) in enumerate(chosen_final.weights().items())]
         reference_weight = chosen_final.reference_picks

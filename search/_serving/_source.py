@@ -92,8 +92,8 @@ def pick_trial(source: StudySource, number: int | None) -> FrozenTrial:
 
 def pick_final(source: StudySource, which: str | None) -> FinalModel:
     """The study's final model (``which``: one of :data:`~search._final.FINAL_CHOICES`, or None for the
-    ensemble where there is one: it is chosen on the validation split and scored best in the
-    measurements), with a saved model for every trial it needs; refused otherwise."""
+    ensemble where there is one, it being chosen on the validation split, else the refit, else the
+    ensemble refit), with a saved model for every trial it needs; refused otherwise."""
     name = f"study '{source.name}'"
     ensemble, refit = read_ensemble(source.study), read_refit(source.study)
     refit_ensemble = read_refit_ensemble(source.study)

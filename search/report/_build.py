@@ -45,7 +45,7 @@ class Report:
     verdict: str
     out: Path
     markdown: Path
-    finals: list[FinalEval] = field(default_factory=list)  # search.finalize's ensemble and refit, on test
+    finals: list[FinalEval] = field(default_factory=list)  # search.finalize's final models, on test
     plots: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     resamples: int = BOOTSTRAP_RESAMPLES

@@ -105,7 +105,7 @@ def test_an_ensemble_refit_record_round_trips_and_a_mangled_one_is_refused() -> 
     write_final(study, record)
     assert read_refit_ensemble(study) == record and read_ensemble(study) is None
     assert record.artifacts() == {4: "a4", 2: "a2"} and record.size == 4 and record.decision() == (0.3, 0.4)
-    assert record.name == "ensemble of 2 trials (2, 4) + TF-IDF reference refit on train + valid"
+    assert record.name == "ensemble of 2 trials (2, 4) refit on train + valid + TF-IDF reference"
     study.set_user_attr("final_refit_ensemble", dict(study.user_attrs["final_refit_ensemble"], epochs=[3]))
     with pytest.raises(StudyConfigError, match="1 epoch counts for 2 distinct members"):
         read_refit_ensemble(study)
@@ -180,24 +180,40 @@ def test_the_ensemble_refit_of_the_refit_alone_scores_as_the_refit(studies: Path
     assert by_kind["refit-ensemble"].metrics == pytest.approx(by_kind["refit"].metrics)
 
 
-def test_refitting_an_earlier_ensemble_and_forgetting_a_stale_one(studies: Path, tmp_path: Path) -> None:
-    """--no-ensemble refits the ensemble recorded earlier, reusing the refit recorded earlier; selecting a
-    new ensemble without refitting it forgets the old ensemble refit (it refit another selection)."""
+def test_refitting_an_earlier_ensemble_reusing_refits_and_forgetting_a_stale_one(studies: Path,
+                                                                                   tmp_path: Path) -> None:
+    """--no-ensemble refits the ensemble recorded earlier, reusing the refit recorded earlier, and a second
+    time trains nothing; the same selection made again keeps the ensemble refit, another one forgets it
+    (it refit another selection)."""
+    import dataclasses
+
+    from search._final._record import write_final
+
     url = _copy(studies, tmp_path)
-    assert run_main(main, ["--study", "attn", "--storage", url, "--no-refit-ensemble", "--no-reference"]) == 0
+    select = ["--study", "attn", "--storage", url, "--no-refit-ensemble", "--no-reference"]
+    assert run_main(main, select) == 0
     study = optuna.load_study(study_name="attn", storage=url)
     ensemble, refit = read_ensemble(study), read_refit(study)
     assert ensemble is not None and refit is not None and read_refit_ensemble(study) is None
-    assert run_main(main, ["--study", "attn", "--storage", url, "--no-ensemble", "--no-refit"]) == 0
+    refit_only = ["--study", "attn", "--storage", url, "--no-ensemble", "--no-refit"]
+    assert run_main(main, refit_only) == 0
     study = optuna.load_study(study_name="attn", storage=url)
     refit_ensemble = read_refit_ensemble(study)
-    assert refit_ensemble is not None and refit_ensemble.members == ensemble.members
+    assert refit_ensemble is not None and refit_ensemble.refits(ensemble)
     assert read_ensemble(study) == ensemble and read_refit(study) == refit  # untouched
     if refit.trial in refit_ensemble.artifacts():
         assert refit_ensemble.artifacts()[refit.trial] == refit.artifact_id
-    assert run_main(main, ["--study", "attn", "--storage", url, "--no-refit", "--no-refit-ensemble"]) == 0
+    assert run_main(main, refit_only) == 0  # every member refit already: nothing trains
+    again = read_refit_ensemble(optuna.load_study(study_name="attn", storage=url))
+    assert again is not None and again.artifact_ids == refit_ensemble.artifact_ids and again.seconds == 0
+
+    assert run_main(main, [*select, "--no-refit"]) == 0  # the same selection: its refit stays
+    assert read_refit_ensemble(optuna.load_study(study_name="attn", storage=url)) == again
     study = optuna.load_study(study_name="attn", storage=url)
-    assert read_ensemble(study) is not None and read_refit_ensemble(study) is None
+    write_final(study, dataclasses.replace(again, threshold=again.threshold + 0.05))  # as if of another selection
+    assert run_main(main, [*select, "--no-refit"]) == 0
+    study = optuna.load_study(study_name="attn", storage=url)
+    assert read_ensemble(study) == ensemble and read_refit_ensemble(study) is None
 
 
 def test_an_ensemble_without_the_reference_and_one_the_report_averages_it_into(studies: Path,
@@ -289,6 +305,8 @@ def test_report_without_final_models_says_how_to_make_them(studies: Path, tmp_pa
 @pytest.mark.parametrize("argv, needles", [
     (["--study", "nope"], ["study 'nope'", "no such study"]),
     (["--study", "attn", "--no-ensemble", "--no-refit", "--no-refit-ensemble"], ["--no-ensemble", "nothing to do"]),
+    (["--study", "attn", "--no-ensemble", "--no-refit"], ["study 'attn'", "no final ensemble to refit",
+                                                          "--no-refit-ensemble"]),
     (["--study", "attn", "--candidates", "0"], ["--candidates", "expected a number of trials"]),
 ])
 def test_finalize_refuses_bad_input_writing_nothing(studies: Path, tmp_path: Path, argv: list[str],
