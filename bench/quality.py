@@ -10,8 +10,8 @@
 3. Report: ``search.report.make_report``: the TF-IDF + logistic regression reference on the raw text,
    and test micro-F1 / macro-F1 of the best single model, the ensemble, the refit and the ensemble refit,
    each with its paired bootstrap 95% interval against the reference (over test documents).
-4. Use: ``python -m search.export --study attn --final ensemble`` (``--export NAME``: another final
-   model) into ``DIR/final-model``, then the test split's raw text through that folder alone
+4. Use: ``python -m search.export --study attn --final refit-ensemble`` (a bare ``--final``'s choice;
+   ``--export NAME``: another final model) into ``DIR/final-model``, then the test split's raw text through that folder alone
    (``search.load_predictor``): its test micro-F1 is compared with the report's row of that final model,
    and the folder's size and documents per second are printed.
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finalize-arg", action="append", default=[],
                         help="extra search.finalize flag (repeat); --finalize-arg=--no-refit with --reuse keeps "
                         "the refit already recorded")
-    parser.add_argument("--export", default="ensemble", choices=("ensemble", "refit", "refit-ensemble"),
+    parser.add_argument("--export", default="refit-ensemble", choices=("ensemble", "refit", "refit-ensemble"),
                         help="the final model step 4 exports and checks")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

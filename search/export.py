@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     # const True (not a string) marks a bare --final: argparse checks only string values with the type
     which.add_argument("--final", nargs="?", const=True, type=_final_model, metavar="{ensemble,refit,refit-ensemble}",
                        help="the study's final model, made by python -m search.finalize: its ensemble, its refit or "
-                       "its ensemble refit on train + valid (a bare --final: the ensemble where it has one, else the "
-                       "refit, else the ensemble refit)")
+                       "its ensemble refit on train + valid (a bare --final: the ensemble refit where it has one, else "
+                       "the ensemble, else the refit)")
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to create (new or empty)")
     p.add_argument("--force", action="store_true", help="replace DIR when it holds an earlier export")
     p.add_argument("--artifacts", metavar="DIR", help="artifact folder with the saved models (default: as the "

@@ -99,7 +99,7 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
                  force: bool = False, command: str = "", log: Callable[[str], None] = _stderr) -> ExportResult:
     """Write trial ``trial`` (default: the best) of ``study`` as an export folder ``out``; with ``final``,
     the study's final model instead (``final_model``: ``"ensemble"``, ``"refit"`` or ``"refit-ensemble"``;
-    default the ensemble where ``search.finalize`` recorded one, else the refit, else the ensemble refit).
+    default the ensemble refit where ``search.finalize`` recorded one, else the ensemble, else the refit).
 
     Raises :class:`~search.errors.InputError` with nothing written for: a missing SQLite file, an unknown
     study, a trial that does not exist or has no saved model, ``final`` on a study without that final

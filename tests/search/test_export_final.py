@@ -58,6 +58,7 @@ def _copy_with_ensemble(finalized: Path, tmp_path: Path, **fields: object) -> Pa
     study = optuna.load_study(study_name=STUDY, storage=storage_url(copy))
     values = {"threshold": 0.3, "valid_micro_f1": 0.0, "best_single_valid_micro_f1": 0.0, "candidates": (0, 1)}
     write_final(study, FinalEnsemble(**(values | fields)))  # type: ignore[arg-type]
+    study.set_user_attr("final_refit_ensemble", None)  # it refit the selection this one replaces
     return copy
 
 
@@ -118,8 +119,11 @@ def test_the_real_finalize_ensemble_and_refit_export_by_name(finalized: Path, tm
     study = optuna.load_study(study_name=STUDY, storage=storage_url(finalized))
     ensemble, refit = read_ensemble(study), read_refit(study)
     assert ensemble is not None and refit is not None
-    bare = tmp_path / "bare"  # a bare --final: the ensemble, when there is one
-    assert _export(capsys, "--study", STUDY, "--storage", storage_url(finalized), "--final",
+    bare = tmp_path / "bare"  # without its refit, a bare --final is the ensemble
+    copy = tmp_path / "copy"
+    shutil.copytree(finalized, copy)
+    optuna.load_study(study_name=STUDY, storage=storage_url(copy)).set_user_attr("final_refit_ensemble", None)
+    assert _export(capsys, "--study", STUDY, "--storage", storage_url(copy), "--final",
                    "--out", str(bare)).returncode == 0
     manifest = json.loads((bare / "export.json").read_text())
     assert manifest["study"]["final"] == "ensemble" and manifest["study"]["final_name"] == ensemble.name
@@ -154,9 +158,8 @@ def test_the_ensemble_refit_exports_its_refit_members_with_the_ensembles_weights
     study = optuna.load_study(study_name=STUDY, storage=storage_url(finalized))
     ensemble, refit_ensemble = read_ensemble(study), read_refit_ensemble(study)
     assert ensemble is not None and refit_ensemble is not None
-    out = tmp_path / "refit-ensemble"
-    result = _export(capsys, "--study", STUDY, "--storage", storage_url(finalized), "--final", "refit-ensemble",
-                     "--out", str(out))
+    out = tmp_path / "refit-ensemble"  # a bare --final: the ensemble refit, where there is one
+    result = _export(capsys, "--study", STUDY, "--storage", storage_url(finalized), "--final", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert f"exported {refit_ensemble.name}" in result.stdout and "trained on validation too" in result.stdout
     manifest = json.loads((out / "export.json").read_text())
