@@ -179,8 +179,8 @@ def finalize_study(study_name: str, *, storage: str | None = None, artifacts: st
 
 
 def _refits_made(study: Any, refit: FinalRefit | None) -> dict[int, tuple[str, int]]:
-    """The refit models the study already has, by trial: (artifact id, epochs); the refit made now or
-    recorded earlier first."""
+    """The refit models the study already has, by trial: (artifact id, epochs), from its earlier ensemble
+    refit and its refit (made now, else recorded earlier), the refit's winning where both have a trial."""
     made: dict[int, tuple[str, int]] = {}
     earlier = read_refit_ensemble(study)
     if earlier is not None:
