@@ -12,7 +12,8 @@ from search._final._record import (
     read_ensemble,
     read_refit,
     read_refit_ensemble,
+    refit_name,
 )
 
 __all__ = ["FINAL_CHOICES", "FinalEnsemble", "FinalModel", "FinalRefit", "FinalRefitEnsemble", "read_ensemble",
-           "read_refit", "read_refit_ensemble"]
+           "read_refit", "read_refit_ensemble", "refit_name"]

@@ -15,7 +15,8 @@ import optuna
 from search.errors import StudyConfigError
 
 __all__ = ["ENSEMBLE_ATTR", "FINAL_CHOICES", "REFIT_ATTR", "REFIT_ENSEMBLE_ATTR", "FinalEnsemble", "FinalModel",
-           "FinalRefit", "FinalRefitEnsemble", "clear_final", "read_ensemble", "read_refit", "read_refit_ensemble"]
+           "FinalRefit", "FinalRefitEnsemble", "clear_final", "read_ensemble", "read_refit", "read_refit_ensemble",
+           "refit_name"]
 
 ENSEMBLE_ATTR = "final_ensemble"
 REFIT_ATTR = "final_refit"
@@ -76,6 +77,11 @@ class FinalEnsemble(_Averaged):
     label_threshold_shrink: float | None = None  # chosen by cross-fitting over the validation documents
 
 
+def refit_name(trial: int, epochs: int) -> str:
+    """What a trial refit on train + valid is called (the refit's name, an ensemble refit's member)."""
+    return f"refit of trial {trial} on train + valid ({epochs} epoch{'s' if epochs != 1 else ''})"
+
+
 @dataclass(frozen=True)
 class FinalRefit:
     """The best configuration trained again on train + validation for the trial's best number of epochs
@@ -90,7 +96,7 @@ class FinalRefit:
 
     @property
     def name(self) -> str:
-        return f"refit of trial {self.trial} on train + valid ({self.epochs} epoch{'s' if self.epochs != 1 else ''})"
+        return refit_name(self.trial, self.epochs)
 
 
 @dataclass(frozen=True)

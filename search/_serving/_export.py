@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search._final import FinalEnsemble, FinalModel, FinalRefit, FinalRefitEnsemble
+from search._final import FinalEnsemble, FinalModel, FinalRefit, FinalRefitEnsemble, refit_name
 from search._serving._bundle import (
     CARD,
     KERAS,
@@ -119,22 +119,14 @@ def export_study(study: str, out: str | Path, *, storage: str | None = None, tri
     by_number = {t.number: t for t in source.study.get_trials(deepcopy=False)}
     reference_weight = 0
     label_thresholds: tuple[float, ...] = ()
-    if isinstance(chosen_final, FinalEnsemble):
-        downloads = [_Download(f"model-{i}.keras", str(TrialRecord.from_trial(by_number[n]).model_artifact_id),
-                               {"study": study, "trial": n}, weight, _any_length(by_number[n]))
-                     for i, (n, weight) in enumerate(chosen_final.weights().items())]
-        reference_weight = chosen_final.reference_picks
-        threshold, recorded = chosen_final.threshold, chosen_final.valid_micro_f1
-        label_thresholds = chosen_final.label_thresholds
-    elif isinstance(chosen_final, FinalRefitEnsemble):
-        refits = chosen_final.models()
-        downloads = [_Download(f"model-{i}.keras", refits[n][0],
-                               {"study": study, "refit_of_trial": n, "epochs": refits[n][1]}, weight,
+    if isinstance(chosen_final, (FinalEnsemble, FinalRefitEnsemble)):
+        downloads = [_Download(f"model-{i}.keras", *_member_model(study, chosen_final, by_number[n]), weight,
                                _any_length(by_number[n]))
                      for i, (n, weight) in enumerate(chosen_final.weights().items())]
         reference_weight = chosen_final.reference_picks
-        threshold, recorded = chosen_final.threshold, None
-        label_thresholds = chosen_final.label_thresholds
+        threshold, label_thresholds = chosen_final.threshold, chosen_final.label_thresholds
+        # an ensemble refit trained on validation: it has no validation score of its own to check against
+        recorded = chosen_final.valid_micro_f1 if isinstance(chosen_final, FinalEnsemble) else None
     elif isinstance(chosen_final, FinalRefit):
         downloads = [_Download(MODEL_FILE, chosen_final.artifact_id,
                                {"study": study, "refit_of_trial": chosen_final.trial, "epochs": chosen_final.epochs},
@@ -244,6 +236,16 @@ def _write_reference(source: StudySource, dataset: Dataset, texts: list[str], pa
                                                    "valid_micro_f1": reference.valid_micro_f1}, TFIDF_LOGREG, weight)
 
 
+def _member_model(study: str, final: FinalEnsemble | FinalRefitEnsemble,
+                  trial: FrozenTrial) -> tuple[str, dict[str, Any]]:
+    """An averaged final model's member: its saved model's artifact id and where it came from (the
+    trial's own model, or its refit for an ensemble refit)."""
+    if isinstance(final, FinalRefitEnsemble):
+        artifact_id, epochs = final.models()[trial.number]
+        return artifact_id, {"study": study, "refit_of_trial": trial.number, "epochs": epochs}
+    return str(TrialRecord.from_trial(trial).model_artifact_id), {"study": study, "trial": trial.number}
+
+
 #: What a manifest's ``study.final`` says each final model is (``search.export --final NAME``).
 _FINAL_NAMES: dict[type, str] = {FinalEnsemble: "ensemble", FinalRefit: "refit", FinalRefitEnsemble: "refit-ensemble"}
 
@@ -260,10 +262,8 @@ def _members(entries: list[ModelEntry], final: FinalModel, trials: dict[int, Any
         if isinstance(final, FinalRefit):
             members.append(MemberFacts(entry.file, entry.weight, final.name, None, TrialRecord.from_trial(trial)))
         elif isinstance(final, FinalRefitEnsemble):
-            epochs = int(entry.source["epochs"])
-            members.append(MemberFacts(entry.file, entry.weight, f"refit of trial {number} on train + valid "
-                                       f"({epochs} epoch{'s' if epochs != 1 else ''})", None,
-                                       TrialRecord.from_trial(trial)))
+            members.append(MemberFacts(entry.file, entry.weight, refit_name(number, int(entry.source["epochs"])),
+                                       None, TrialRecord.from_trial(trial)))
         else:
             members.append(MemberFacts(entry.file, entry.weight, f"trial {number}", trial.value,
                                        TrialRecord.from_trial(trial)))
